@@ -1,0 +1,51 @@
+"""convbook: a convolution layer's forward and backward passes, derived, drawn and verified.
+
+Semantics are PyTorch's ``torch.nn.functional.conv2d`` (cross-correlation), layout NCHW, weight
+``(F, C // groups, KH, KW)``.
+"""
+
+from .conv import (
+    METHODS,
+    conv2d_backward,
+    conv2d_forward,
+    conv2d_grad_bias,
+    conv2d_grad_input,
+    conv2d_grad_weight,
+    dilate,
+    rot180,
+    rot180_seed,
+)
+from .gradcheck import compare, numeric_vjp, rel_error
+from .im2col import col2im, im2col, im2col_loop, im2col_seed, window_view
+from .reference import conv2d_backward_reference, conv2d_forward_reference
+from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
+from .source import show_source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "ConvParams",
+    "OutputShape",
+    "col2im",
+    "compare",
+    "conv2d_backward",
+    "conv2d_backward_reference",
+    "conv2d_forward",
+    "conv2d_forward_reference",
+    "conv2d_grad_bias",
+    "conv2d_grad_input",
+    "conv2d_grad_weight",
+    "conv_output_shape",
+    "conv_params",
+    "dilate",
+    "im2col",
+    "im2col_loop",
+    "im2col_seed",
+    "numeric_vjp",
+    "rel_error",
+    "rot180",
+    "rot180_seed",
+    "show_source",
+    "window_view",
+]

@@ -1,0 +1,513 @@
+"""The convolution layer's forward pass and its three gradients, by several methods.
+
+``method`` picks how the work is done; every method computes the same function:
+
+``"reference"``
+    Plain loops over the definition (:mod:`convbook.reference`). Slow, obviously right.
+``"im2col"``
+    The seed's route: the column matrix built window by window (:func:`~convbook.im2col.im2col_loop`), then one
+    matrix product per group, ``Y' = X' . K'``.
+``"strided"`` (default)
+    The column matrix read from a strided view, laid out ``(C*KH*KW, OH*OW)`` per sample so that
+    ``(F, C*KH*KW) @ (C*KH*KW, OH*OW)`` lands in NCHW with no transpose back.
+``"winograd"``
+    Winograd's minimal filtering F(m x m, 3 x 3) (:mod:`convbook.winograd`); 3x3 kernels, stride 1, dilation 1,
+    groups 1 only.
+
+The input gradient exists by two routes (``route=``): ``"col2im"`` scatters ``dcols = K'^T . dY'`` back with
+overlaps added, ``"rot180"`` is the full convolution of the (stride-dilated, padded) output gradient with the kernel
+turned 180 degrees. They are the same linear map; the tests and the ∇X chapter show it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import reference
+from .im2col import _col2im_6d, _pad, _window_view, im2col_loop
+from .shapes import (
+    ConvParams,
+    _check_float,
+    _check_ndim,
+    _output_shape,
+    check_channels,
+    check_conv_inputs,
+    check_dout,
+    check_shape_arg,
+    conv_params,
+)
+
+__all__ = [
+    "METHODS",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv2d_grad_input",
+    "conv2d_grad_weight",
+    "conv2d_grad_bias",
+    "rot180",
+    "rot180_seed",
+    "dilate",
+]
+
+METHODS = ("reference", "im2col", "strided", "winograd")
+ROUTES = ("col2im", "rot180")
+WINOGRAD_TILES = (2, 4, 6)
+
+
+def _check_method(method, m):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "winograd":
+        if m is not None:
+            raise ValueError(f"m (the Winograd output tile) applies to method='winograd' only, got m={m!r}")
+        return None
+    m = 4 if m is None else m
+    if m not in WINOGRAD_TILES:
+        raise ValueError(f"m (the Winograd output tile size) must be one of {WINOGRAD_TILES}, got {m!r}")
+    return m
+
+
+def _check_winograd(w_shape, p: ConvParams, what="w"):
+    kh, kw = w_shape[2:]
+    problems = []
+    if (kh, kw) != (3, 3):
+        problems.append(f"{what} has a ({kh}, {kw}) kernel")
+    if p.stride != (1, 1):
+        problems.append(f"stride is {p.stride}")
+    if p.dilation != (1, 1):
+        problems.append(f"dilation is {p.dilation}")
+    if p.groups != 1:
+        problems.append(f"groups is {p.groups}")
+    if problems:
+        raise ValueError(
+            "method='winograd' supports 3x3 kernels with stride 1, dilation 1 and groups 1 (any padding); "
+            + ", ".join(problems)
+            + "; use method='strided'"
+        )
+
+
+def _grouped(w, groups):
+    """(F, Cg, KH, KW) -> (G, Fg, Cg*KH*KW): the block-diagonal weight matrix, one block per group."""
+    f = w.shape[0]
+    return w.reshape(groups, f // groups, -1)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# forward
+
+
+def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, method="strided", m=None):
+    """2-D convolution (cross-correlation) of an NCHW batch, with PyTorch's semantics.
+
+    Parameters
+    ----------
+    x : (N, C, H, W) ndarray
+        float16, float32 or float64.
+    w : (F, C // groups, KH, KW) ndarray
+    b : (F,) ndarray, optional
+    stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+        ``"same"`` needs stride 1; for an even kernel the extra row/column is at the bottom/right, as in PyTorch.
+    groups : int
+        Input and output channels split into ``groups`` blocks; filter block ``g`` sees input block ``g`` only.
+    method : {"strided", "im2col", "reference", "winograd"}
+    m : int, optional
+        Winograd output tile size (2, 4 or 6; default 4). Only with ``method="winograd"``.
+
+    Returns
+    -------
+    out : (N, F, OH, OW) ndarray
+        In the dtype NumPy promotes ``x``, ``w`` (and ``b``) to. A new array; the inputs are not modified.
+
+    Notes
+    -----
+    Derived in the chapters "Convolution by hand" and "The forward pass as one matrix product".
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> w = np.arange(4.0).reshape(1, 1, 2, 2)
+    >>> conv2d_forward(x, w)
+    array([[[[19., 25.],
+             [37., 43.]]]])
+    >>> conv2d_forward(x, w, np.array([1.0]), padding="same")[0, 0]
+    array([[20., 26., 11.],
+           [38., 44., 17.],
+           [ 8.,  9.,  1.]])
+    """
+    m = _check_method(method, m)
+    x, w, b, p, shape = check_conv_inputs(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    if method == "reference":
+        return reference.conv2d_forward_reference(x, w, b, stride=p.stride, padding=padding, dilation=p.dilation,
+                                                  groups=p.groups)
+    dtype = np.result_type(x, w) if b is None else np.result_type(x, w, b)
+    if method == "im2col":
+        out = _forward_im2col(x, w, p, shape, dtype)
+    elif method == "strided":
+        out = _forward_strided(x, w, p, shape, dtype)
+    else:
+        _check_winograd(w.shape, p)
+        from . import winograd
+
+        out = winograd.winograd_conv2d(_pad(x, p.padding).astype(dtype, copy=False), w.astype(dtype, copy=False), m)
+    if b is not None:
+        out += b.astype(dtype, copy=False).reshape(1, -1, 1, 1)
+    return out
+
+
+def _forward_im2col(x, w, p, shape, dtype):
+    """The seed's forward: X' = im2col(X), K' = K.reshape, Y' = X' . K', then reshape; once per group."""
+    n = x.shape[0]
+    f, cg, kh, kw = w.shape
+    g, fg = p.groups, f // p.groups
+    xpad = _pad(x, p.padding)
+    out = np.empty((n, f, shape.oh, shape.ow), dtype=dtype)
+    for gi in range(g):
+        cols = im2col_loop(xpad[:, gi * cg : (gi + 1) * cg], (kh, kw), stride=p.stride, dilation=p.dilation)
+        kmat = w[gi * fg : (gi + 1) * fg].reshape(fg, -1).T  # (Cg*KH*KW, Fg)
+        y = cols.astype(dtype, copy=False) @ kmat.astype(dtype, copy=False)  # (N*OH*OW, Fg)
+        out[:, gi * fg : (gi + 1) * fg] = y.reshape(n, shape.oh, shape.ow, fg).transpose(0, 3, 1, 2)
+    return out
+
+
+def _forward_strided(x, w, p, shape, dtype):
+    n, c = x.shape[:2]
+    f, cg, kh, kw = w.shape
+    g = p.groups
+    view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW), read-only
+    wmat = _grouped(w.astype(dtype, copy=False), g)  # (G, Fg, Cg*KH*KW)
+    out = np.empty((n, f, shape.oh, shape.ow), dtype=dtype)
+    cols = np.empty((c, kh, kw, shape.oh, shape.ow), dtype=dtype)  # one sample's columns, reused
+    for i in range(n):
+        np.copyto(cols, view[i].transpose(0, 3, 4, 1, 2))  # (C, KH, KW, OH, OW)
+        np.matmul(wmat, cols.reshape(g, cg * kh * kw, shape.oh * shape.ow),
+                  out=out[i].reshape(g, f // g, shape.oh * shape.ow))  # (G, Fg, OH*OW)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# gradients
+
+
+def conv2d_grad_bias(dout):
+    """Bias gradient: ``db[f] = sum over n, i, j of dout[n, f, i, j]``.
+
+    Parameters
+    ----------
+    dout : (N, F, OH, OW) ndarray
+
+    Returns
+    -------
+    db : (F,) ndarray
+
+    Examples
+    --------
+    >>> conv2d_grad_bias(np.ones((2, 3, 4, 5)))
+    array([40., 40., 40.])
+    """
+    dout = _check_float("dout", dout)
+    _check_ndim("dout", dout, 4, "(N, F, OH, OW)")
+    return dout.sum(axis=(0, 2, 3))
+
+
+def _grad_setup(dout, w_or_x_name, arr, other_shape, which, stride, padding, dilation, groups):
+    arr = _check_float(w_or_x_name, arr)
+    _check_ndim(w_or_x_name, arr, 4, "(F, C // groups, KH, KW)" if which == "w" else "(N, C, H, W)")
+    other_shape = check_shape_arg("x_shape" if which == "w" else "w_shape", other_shape)
+    w_shape = arr.shape if which == "w" else other_shape
+    x_shape = other_shape if which == "w" else arr.shape
+    p = conv_params(w_shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    check_channels(x_shape, w_shape, p.groups)
+    dout = check_dout(dout, x_shape, w_shape, p)
+    return dout, arr, x_shape, w_shape, p
+
+
+def conv2d_grad_input(dout, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1, method="strided",
+                      route="col2im", m=None):
+    """Input gradient ``dx`` of the convolution, given ``dout`` and the weights.
+
+    Parameters
+    ----------
+    dout : (N, F, OH, OW) ndarray
+    w : (F, C // groups, KH, KW) ndarray
+    x_shape : (N, C, H, W) tuple
+    stride, padding, dilation, groups : as for :func:`conv2d_forward`
+    method : {"strided", "im2col", "reference", "winograd"}
+        ``"winograd"`` always takes the ``"rot180"`` route (a 3x3, stride-1 convolution again).
+    route : {"col2im", "rot180"}
+        ``"col2im"``: ``dcols = dout' . K'^T``, then scatter-add the columns back (overlaps add).
+        ``"rot180"``: ``conv(pad(dilate(dout, stride)), rot180(w))`` with input and output channels swapped.
+
+    Returns
+    -------
+    dx : (N, C, H, W) ndarray
+        Pixels that no window reached (the floor's remainder) get zero.
+
+    Notes
+    -----
+    Derived in the chapter on the input gradient.
+
+    Examples
+    --------
+    >>> w = np.arange(4.0).reshape(1, 1, 2, 2)
+    >>> dout = np.ones((1, 1, 2, 2))
+    >>> conv2d_grad_input(dout, w, (1, 1, 3, 3))[0, 0]
+    array([[0., 1., 1.],
+           [2., 6., 4.],
+           [2., 5., 3.]])
+    >>> np.allclose(conv2d_grad_input(dout, w, (1, 1, 3, 3), route="rot180"),
+    ...             conv2d_grad_input(dout, w, (1, 1, 3, 3), route="col2im"))
+    True
+    """
+    m = _check_method(method, m)
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+    dout, w, x_shape, w_shape, p = _grad_setup(dout, "w", w, x_shape, "w", stride, padding, dilation, groups)
+    if method == "reference":
+        x = np.zeros(x_shape, dtype=np.result_type(dout, w))
+        return reference.conv2d_backward_reference(dout, x, w, stride=p.stride, padding=padding,
+                                                   dilation=p.dilation, groups=p.groups)[0]
+    if method == "winograd":
+        _check_winograd(w_shape, p)
+        return _grad_input_rot180(dout, w, x_shape, p, method, m)
+    if route == "rot180":
+        return _grad_input_rot180(dout, w, x_shape, p, method, None)
+    return _grad_input_col2im(dout, w, x_shape, p, method)
+
+
+def _grad_input_col2im(dout, w, x_shape, p, method):
+    n, c = x_shape[:2]
+    f, cg, kh, kw = w.shape
+    g = p.groups
+    oh, ow = dout.shape[2:]
+    dtype = np.result_type(dout, w)
+    wmat_t = _grouped(w.astype(dtype, copy=False), g).transpose(0, 2, 1)  # (G, Cg*KH*KW, Fg)
+    if method == "im2col":
+        # the seed's matrix form: dX' = dY' . K'^T, rows (n, i, j), then col2im
+        dcols = np.empty((n * oh * ow, c * kh * kw), dtype=dtype)
+        dy = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # (N*OH*OW, F)
+        for gi in range(g):
+            fs = slice(gi * (f // g), (gi + 1) * (f // g))
+            dcols[:, gi * cg * kh * kw : (gi + 1) * cg * kh * kw] = dy[:, fs].astype(dtype) @ wmat_t[gi].T
+        d6 = dcols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, KH, KW, OH, OW)
+        return _col2im_6d(d6, x_shape, p, dtype)
+    dy = dout.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)  # (N, G, Fg, OH*OW)
+    d6 = np.matmul(wmat_t, dy)  # (N, G, Cg*KH*KW, OH*OW)
+    return _col2im_6d(d6.reshape(n, c, kh, kw, oh, ow), x_shape, p, dtype)
+
+
+def rot180(w):
+    """Turn every kernel of ``w`` by 180 degrees: flip both spatial axes.
+
+    Parameters
+    ----------
+    w : (..., KH, KW) ndarray
+
+    Returns
+    -------
+    (..., KH, KW) ndarray, a new array
+
+    Examples
+    --------
+    >>> rot180(np.arange(4).reshape(2, 2))
+    array([[3, 2],
+           [1, 0]])
+    """
+    return np.ascontiguousarray(np.asarray(w)[..., ::-1, ::-1])
+
+
+def rot180_seed(weights, way=1):
+    """The source tutorial's two ways to rotate a ``(k, k, C_in, C_out)`` kernel and swap its channel axes.
+
+    ``way=1``: ``np.flipud(np.fliplr(weights)).swapaxes(2, 3)``.
+    ``way=2``: flatten the two spatial axes, reverse them, swap the channels. Reversing the ``k*k`` flattened
+    positions is the same as flipping both axes, so the two ways agree; both give ``(k, k, C_out, C_in)``.
+
+    Examples
+    --------
+    >>> wt = np.arange(2 * 2 * 1 * 3).reshape(2, 2, 1, 3)
+    >>> np.array_equal(rot180_seed(wt, 1), rot180_seed(wt, 2))
+    True
+    """
+    weights = np.asarray(weights)
+    if weights.ndim != 4 or weights.shape[0] != weights.shape[1]:
+        raise ValueError(f"expected weights of shape (k, k, C_in, C_out), got {weights.shape}")
+    k, _, c_in, c_out = weights.shape
+    if way == 1:
+        flip_weights = np.flipud(np.fliplr(weights))
+        flip_weights = flip_weights.swapaxes(2, 3)
+    elif way == 2:
+        flip_weights = weights.reshape([-1, c_in, c_out])
+        flip_weights = flip_weights[::-1, ...]
+        flip_weights = flip_weights.swapaxes(1, 2)
+        flip_weights = flip_weights.reshape(k, k, c_out, c_in)
+    else:
+        raise ValueError(f"way must be 1 or 2, got {way!r}")
+    return np.ascontiguousarray(flip_weights)
+
+
+def dilate(dout, stride):
+    """Insert ``stride - 1`` zeros between neighbouring rows and columns of ``dout``.
+
+    A strided convolution is a stride-1 convolution with the outputs in between thrown away; their gradient is
+    zero, and these zeros put it back.
+
+    Parameters
+    ----------
+    dout : (N, F, OH, OW) ndarray
+    stride : int or (int, int)
+
+    Returns
+    -------
+    (N, F, SH*(OH-1)+1, SW*(OW-1)+1) ndarray
+
+    Examples
+    --------
+    >>> dilate(np.ones((1, 1, 2, 2)), 2)[0, 0]
+    array([[1., 0., 1.],
+           [0., 0., 0.],
+           [1., 0., 1.]])
+    """
+    dout = np.asarray(dout)
+    if dout.ndim != 4:
+        raise ValueError(f"expected dout of 4 dimensions (N, F, OH, OW), got shape {dout.shape}")
+    sh, sw = conv_params(1, stride=stride).stride
+    n, f, oh, ow = dout.shape
+    out = np.zeros((n, f, sh * (oh - 1) + 1, sw * (ow - 1) + 1), dtype=dout.dtype)
+    out[:, :, ::sh, ::sw] = dout
+    return out
+
+
+def _transpose_groups(w, groups):
+    """(F, Cg, KH, KW) -> (C, Fg, KH, KW): per group, input and output channels swapped."""
+    f, cg, kh, kw = w.shape
+    return w.reshape(groups, f // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cg, f // groups, kh, kw)
+
+
+def _grad_input_rot180(dout, w, x_shape, p, method, m):
+    """dx = conv(pad(dilate(dout)), rot180(w)^T), computed only over the rows/columns of x that are kept.
+
+    In padded-input coordinates, ``dout[i, j]`` sits at ``(S*i, S*j)`` of the dilated map; padding that map by
+    ``D*(K-1)`` on each side and correlating with the rotated kernel (dilation D) gives ``dxp``. Cropping the
+    padding ``P`` off afterwards is the same as cropping the correlation's input before, which is what is built.
+    """
+    n, c, h, wd = x_shape
+    f, cg, kh, kw = w.shape
+    (sh, sw), (dh, dw) = p.stride, p.dilation
+    pt, pb, pl, pr = p.padding
+    oh, ow = dout.shape[2:]
+    dtype = np.result_type(dout, w)
+    eh, ew = dh * (kh - 1), dw * (kw - 1)
+    # The correlation's input, cropped to what x's rows pt..pt+H-1 need: rows (pt - eh) .. (pt + H - 1) of the
+    # dilated dout, in coordinates where dout[i] sits at S*i.
+    big = np.zeros((n, f, h + eh, wd + ew), dtype=dtype)
+    rows = eh - pt + sh * np.arange(oh)
+    cols = ew - pl + sw * np.arange(ow)
+    ri = np.flatnonzero((rows >= 0) & (rows < h + eh))
+    ci = np.flatnonzero((cols >= 0) & (cols < wd + ew))
+    if ri.size and ci.size:
+        big[:, :, rows[ri[0]] : rows[ri[-1]] + 1 : sh, cols[ci[0]] : cols[ci[-1]] + 1 : sw] = \
+            dout[:, :, ri[0] : ri[-1] + 1, ci[0] : ci[-1] + 1]
+    wt = rot180(_transpose_groups(w, p.groups)).astype(dtype, copy=False)  # (C, Fg, KH, KW), turned
+    inner = "strided" if method in ("strided", "im2col") else method
+    if inner == "winograd":
+        from . import winograd
+
+        return winograd.winograd_conv2d(big, wt, m)
+    return conv2d_forward(big, wt, stride=1, padding=0, dilation=(dh, dw), groups=p.groups, method=inner)
+
+
+def conv2d_grad_weight(dout, x, w_shape, *, stride=1, padding=0, dilation=1, groups=1, method="strided"):
+    """Weight gradient ``dw = X'^T . dY'``, reshaped to the kernel's shape.
+
+    Parameters
+    ----------
+    dout : (N, F, OH, OW) ndarray
+    x : (N, C, H, W) ndarray
+    w_shape : (F, C // groups, KH, KW) tuple
+    stride, padding, dilation, groups : as for :func:`conv2d_forward`
+    method : {"strided", "im2col", "reference", "winograd"}
+        ``"winograd"`` uses the strided path (the weight gradient is not a small-kernel convolution).
+
+    Returns
+    -------
+    dw : (F, C // groups, KH, KW) ndarray
+
+    Notes
+    -----
+    Derived in the chapter on the weight and bias gradients.
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> conv2d_grad_weight(np.ones((1, 1, 2, 2)), x, (1, 1, 2, 2))[0, 0]
+    array([[ 8., 12.],
+           [20., 24.]])
+    """
+    _check_method(method, None)
+    dout, x, x_shape, w_shape, p = _grad_setup(dout, "x", x, w_shape, "x", stride, padding, dilation, groups)
+    f, cg, kh, kw = w_shape
+    g = p.groups
+    n, c = x.shape[:2]
+    oh, ow = dout.shape[2:]
+    dtype = np.result_type(dout, x)
+    if method == "reference":
+        w = np.zeros(w_shape, dtype=dtype)
+        return reference.conv2d_backward_reference(dout, x, w, stride=p.stride, padding=padding,
+                                                   dilation=p.dilation, groups=p.groups)[1]
+    if method == "im2col":
+        dy = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # (N*OH*OW, F)
+        dw = np.empty((f, cg * kh * kw), dtype=dtype)
+        fg = f // g
+        for gi in range(g):
+            xg = x[:, gi * cg : (gi + 1) * cg]
+            xpad = _pad(xg, p.padding)
+            cols = im2col_loop(xpad, (kh, kw), stride=p.stride, dilation=p.dilation)  # (N*OH*OW, Cg*KH*KW)
+            dw[gi * fg : (gi + 1) * fg] = dy[:, gi * fg : (gi + 1) * fg].T.astype(dtype) @ cols  # (Fg, Cg*KH*KW)
+        return dw.reshape(w_shape)
+    view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW)
+    dwmat = np.zeros((g, f // g, cg * kh * kw), dtype=dtype)
+    cols = np.empty((c, kh, kw, oh, ow), dtype=dtype)
+    for i in range(n):
+        np.copyto(cols, view[i].transpose(0, 3, 4, 1, 2))  # (C, KH, KW, OH, OW)
+        dy = dout[i].astype(dtype, copy=False).reshape(g, f // g, oh * ow)  # (G, Fg, OH*OW)
+        dwmat += np.matmul(dy, cols.reshape(g, cg * kh * kw, oh * ow).transpose(0, 2, 1))  # (G, Fg, Cg*KH*KW)
+    return dwmat.reshape(w_shape)
+
+
+def conv2d_backward(dout, x, w, *, stride=1, padding=0, dilation=1, groups=1, method="strided", m=None):
+    """All three gradients of :func:`conv2d_forward`.
+
+    Parameters
+    ----------
+    dout : (N, F, OH, OW) ndarray
+    x : (N, C, H, W) ndarray
+    w : (F, C // groups, KH, KW) ndarray
+    stride, padding, dilation, groups, method, m : as for :func:`conv2d_forward`
+
+    Returns
+    -------
+    dx : (N, C, H, W) ndarray
+    dw : (F, C // groups, KH, KW) ndarray
+    db : (F,) ndarray
+        Always returned: the bias gradient does not depend on whether the forward pass used a bias.
+
+    Examples
+    --------
+    >>> x = np.arange(9.0).reshape(1, 1, 3, 3)
+    >>> w = np.arange(4.0).reshape(1, 1, 2, 2)
+    >>> dx, dw, db = conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
+    >>> db
+    array([4.])
+    """
+    m = _check_method(method, m)
+    x, w, _, p, _ = check_conv_inputs(x, w, None, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    dout = check_dout(dout, x.shape, w.shape, p)
+    if method == "reference":
+        return reference.conv2d_backward_reference(dout, x, w, stride=p.stride, padding=padding,
+                                                   dilation=p.dilation, groups=p.groups)
+    kw_ = dict(stride=p.stride, padding=padding, dilation=p.dilation, groups=p.groups)
+    dx = conv2d_grad_input(dout, w, x.shape, method=method, m=m, **kw_)
+    dw = conv2d_grad_weight(dout, x, w.shape, method="strided" if method == "winograd" else method, **kw_)
+    db = conv2d_grad_bias(dout).astype(np.result_type(dout, x, w), copy=False)
+    return dx, dw, db

@@ -1,0 +1,239 @@
+"""Output-size arithmetic, normalising stride/padding/dilation, and all input validation.
+
+Every public function of convbook validates its arguments here, so the error messages are the same everywhere
+and name the argument and the shapes, in PyTorch's manner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["OutputShape", "ConvParams", "conv_output_shape", "conv_params"]
+
+
+class OutputShape(NamedTuple):
+    """Output height and width, and the input rows/columns the windows never reach.
+
+    ``unused_h`` counts the rows at the bottom of the *padded* input that lie past the last window (the floor in
+    the size formula throws them away); ``unused_w`` the columns at the right.
+    """
+
+    oh: int
+    ow: int
+    unused_h: int
+    unused_w: int
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """Normalised hyper-parameters of a 2-D convolution.
+
+    Attributes
+    ----------
+    stride, dilation : (int, int)
+        Per axis (h, w).
+    padding : (int, int, int, int)
+        (top, bottom, left, right). Symmetric except for ``padding="same"`` with an even kernel, where PyTorch puts
+        the extra row/column at the bottom/right.
+    groups : int
+    """
+
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+    @property
+    def symmetric_padding(self) -> bool:
+        pt, pb, pl, pr = self.padding
+        return pt == pb and pl == pr
+
+
+def _pair(value, name: str, *, minimum: int) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints, each >= minimum."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        pair = (int(value[0]), int(value[1]))
+    elif isinstance(value, (tuple, list)):
+        raise ValueError(f"{name} must be an int or a pair (h, w), got {len(value)} values: {value!r}")
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {type(value).__name__} {value!r}")
+    if min(pair) < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return pair
+
+
+def conv_params(kernel_size, *, stride=1, padding=0, dilation=1, groups=1) -> ConvParams:
+    """Validate and normalise the hyper-parameters of a convolution with the given kernel size.
+
+    Parameters
+    ----------
+    kernel_size : int or (KH, KW)
+    stride, dilation : int or (int, int), >= 1
+    padding : int, (int, int), "valid" or "same"
+        ``"same"`` needs stride 1; for an even effective kernel the extra row/column goes to the bottom/right.
+    groups : int, >= 1
+
+    Examples
+    --------
+    >>> conv_params(3, padding="same")
+    ConvParams(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
+    >>> conv_params((2, 4), padding="same").padding
+    (0, 1, 1, 2)
+    """
+    kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
+    stride = _pair(stride, "stride", minimum=1)
+    dilation = _pair(dilation, "dilation", minimum=1)
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    if groups < 1:
+        raise ValueError(f"groups must be positive, got {groups}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
+            total_h, total_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+            pads = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+        else:
+            raise ValueError(f"padding string must be 'valid' or 'same', got {padding!r}")
+    else:
+        ph, pw = _pair(padding, "padding", minimum=0)
+        pads = (ph, ph, pw, pw)
+    return ConvParams(stride=stride, padding=pads, dilation=dilation, groups=int(groups))
+
+
+def conv_output_shape(input_size, kernel_size, *, stride=1, padding=0, dilation=1) -> OutputShape:
+    """Output size of a convolution, with the floor's remainder made visible.
+
+    Per axis, ``O = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1``; the remainder of that division is the
+    number of padded-input rows (columns) past the last window, which no window reads.
+
+    Parameters
+    ----------
+    input_size : int or (H, W)
+    kernel_size : int or (KH, KW)
+    stride, padding, dilation : as in :func:`conv_params`
+
+    Returns
+    -------
+    OutputShape
+        ``(oh, ow, unused_h, unused_w)``
+
+    Examples
+    --------
+    The seed's formula ``[w, h] conv [k, k] -> [w-k+1, h-k+1]``:
+
+    >>> conv_output_shape((3, 3), 2)
+    OutputShape(oh=2, ow=2, unused_h=0, unused_w=0)
+
+    A 7-pixel row, 3-wide kernel, stride 3: two windows, and the last pixel is never read.
+
+    >>> conv_output_shape(7, 3, stride=3)
+    OutputShape(oh=2, ow=2, unused_h=1, unused_w=1)
+    """
+    h, w = _pair(input_size, "input_size", minimum=1)
+    p = conv_params(kernel_size, stride=stride, padding=padding, dilation=dilation)
+    kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
+    return _output_shape((h, w), (kh, kw), p)
+
+
+def _output_shape(hw, khw, p: ConvParams) -> OutputShape:
+    (h, w), (kh, kw) = hw, khw
+    pt, pb, pl, pr = p.padding
+    span_h = p.dilation[0] * (kh - 1) + 1
+    span_w = p.dilation[1] * (kw - 1) + 1
+    hp, wp = h + pt + pb, w + pl + pr
+    if span_h > hp or span_w > wp:
+        raise ValueError(
+            f"kernel size ({kh}, {kw}) with dilation {p.dilation} spans ({span_h}, {span_w}), "
+            f"larger than the padded input ({hp}, {wp}) (input ({h}, {w}), padding {p.padding})"
+        )
+    oh, rh = divmod(hp - span_h, p.stride[0])
+    ow, rw = divmod(wp - span_w, p.stride[1])
+    return OutputShape(oh + 1, ow + 1, rh, rw)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Array validation (private: used by every public entry point)
+
+_FLOAT_KINDS = "f"
+
+
+def _check_float(name: str, a) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in _FLOAT_KINDS:
+        raise TypeError(
+            f"{name} must be a float16/32/64 array, got dtype {a.dtype}; convert it first, e.g. {name}.astype(np.float64)"
+        )
+    return a
+
+
+def _check_ndim(name: str, a: np.ndarray, ndim: int, layout: str) -> None:
+    if a.ndim != ndim:
+        raise ValueError(f"expected {name} of {ndim} dimensions {layout}, got {a.ndim} dimensions of shape {a.shape}")
+
+
+def check_conv_inputs(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
+    """Validate a forward call; returns ``(x, w, b, params, OutputShape)`` with arrays as ndarrays."""
+    x = _check_float("x", x)
+    w = _check_float("w", w)
+    _check_ndim("x", x, 4, "(N, C, H, W)")
+    _check_ndim("w", w, 4, "(F, C // groups, KH, KW)")
+    p = conv_params(w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    check_channels(x.shape, w.shape, p.groups)
+    if b is not None:
+        b = _check_float("b", b)
+        if b.shape != (w.shape[0],):
+            raise ValueError(f"expected b of shape ({w.shape[0]},) to match w's {w.shape[0]} filters, got {b.shape}")
+    out = _output_shape(x.shape[2:], w.shape[2:], p)
+    return x, w, b, p, out
+
+
+def check_channels(x_shape, w_shape, groups: int) -> None:
+    n, c = x_shape[:2]
+    f, cg = w_shape[:2]
+    if c % groups or f % groups:
+        raise ValueError(
+            f"groups={groups} must divide both x's {c} input channels and w's {f} output channels "
+            f"(x {tuple(x_shape)}, w {tuple(w_shape)})"
+        )
+    if cg * groups != c:
+        raise ValueError(
+            f"expected x of shape (N, {cg * groups}, H, W) to match w's {cg} input channels x groups={groups}, "
+            f"got x {tuple(x_shape)} with w {tuple(w_shape)}"
+        )
+
+
+def check_shape_arg(name: str, shape, ndim: int = 4) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of {ndim} ints, got {shape!r}") from None
+    if len(shape) != ndim or min(shape) < 1:
+        raise ValueError(f"{name} must be {ndim} positive ints, got {shape}")
+    return shape
+
+
+def check_dout(dout, x_shape, w_shape, p: ConvParams) -> np.ndarray:
+    """Validate the output gradient against the forward output's shape."""
+    dout = _check_float("dout", dout)
+    _check_ndim("dout", dout, 4, "(N, F, OH, OW)")
+    out = _output_shape(x_shape[2:], w_shape[2:], p)
+    want = (x_shape[0], w_shape[0], out.oh, out.ow)
+    if dout.shape != want:
+        raise ValueError(
+            f"expected dout of shape {want}, the forward output for x {tuple(x_shape)} and w {tuple(w_shape)}, "
+            f"got {dout.shape}"
+        )
+    return dout
