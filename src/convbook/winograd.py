@@ -1,0 +1,286 @@
+"""Winograd minimal filtering: F(m, r) transforms generated exactly, and a 3x3 stride-1 convolution.
+
+A 1-D correlation of ``m`` outputs with an ``r``-tap filter, ``y_i = sum_k g_k d_{i+k}``, needs ``m * r``
+multiplications done directly and only ``alpha = m + r - 1`` done Winograd's way::
+
+    y = AT @ ((G @ g) * (BT @ d))
+
+Nesting the 1-D algorithm gives the 2-D tile ``Y = AT @ ((G g G^T) * (BT d B)) @ A``: ``alpha**2``
+multiplications instead of ``m**2 * r**2`` (2.25x fewer for F(2x2, 3x3), 4x for F(4x4, 3x3)).
+
+The matrices come from the Cook-Toom construction (Lavin & Gray 2016, "Fast Algorithms for Convolutional
+Neural Networks"): evaluate the two polynomials at ``alpha - 1`` rational points and at infinity, multiply
+pointwise, interpolate (Lagrange), and transpose the resulting linear-convolution algorithm into a correlation.
+Everything is computed with :class:`fractions.Fraction`, so the matrices are exact.
+
+Notes
+-----
+Derived in the book's chapter "Winograd" (``book/winograd.ipynb``).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_POINTS",
+    "winograd_matrices",
+    "transform_matrices",
+    "winograd_conv2d",
+    "winograd_multiplications",
+]
+
+#: The interpolation points used for each output size m (with r = 3): Lavin & Gray's choices
+#: (0, +-1, +-2, +-1/2: small numbers keep the transforms well conditioned); infinity is always added.
+DEFAULT_POINTS = {
+    2: (0, 1, -1),
+    3: (0, 1, -1, 2),
+    4: (0, 1, -1, 2, -2),
+    5: (0, 1, -1, 2, -2, Fraction(1, 2)),
+    6: (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)),
+}
+
+
+def _poly_from_roots(roots):
+    """Coefficients (lowest degree first) of prod (x - a) over ``roots``, as Fractions."""
+    coeffs = [Fraction(1)]
+    for a in roots:
+        # multiply by (x - a): new_j = old_{j-1} - a * old_j
+        shifted = [Fraction(0)] + coeffs
+        scaled = [-a * c for c in coeffs] + [Fraction(0)]
+        coeffs = [s + t for s, t in zip(shifted, scaled)]
+    return coeffs
+
+
+def _default_points(m, r):
+    alpha = m + r - 1
+    for pts in DEFAULT_POINTS.values():
+        if len(pts) == alpha - 1:
+            return pts
+    raise ValueError(
+        f"no default interpolation points for F({m}, {r}) (alpha = {alpha}); pass points= with "
+        f"{alpha - 1} distinct rationals"
+    )
+
+
+@lru_cache(maxsize=None)
+def _matrices(m, r, points):
+    alpha = m + r - 1
+    a = [Fraction(p) for p in points]
+    n_fin = alpha - 1
+    # f_k = prod_{i != k} (a_k - a_i): the Lagrange denominators. Lavin's convention (wincnn) puts 1 / f_k
+    # into G and f_k into BT, so BT holds the integer-ish coefficients of prod_{i != k} (x - a_i); the first
+    # scale is made positive.
+    f = []
+    for k in range(n_fin):
+        prod = Fraction(1)
+        for i in range(n_fin):
+            if i != k:
+                prod *= a[k] - a[i]
+        f.append(prod)
+    if f[0] < 0:
+        f[0] = -f[0]
+
+    def vander(ncols):
+        # rows: evaluation at each finite point, then "at infinity" (the leading coefficient)
+        rows = [[ak**j for j in range(ncols)] for ak in a]
+        rows.append([Fraction(int(j == ncols - 1)) for j in range(ncols)])
+        return rows
+
+    # Linear convolution s = g * h (length alpha):  s = C [(V_r g) * (V_m h)], with
+    #   column k < alpha-1 of C: coefficients of the Lagrange basis l_k(x) = prod_{i != k}(x - a_i) / f_k,
+    #   last column of C: coefficients of M(x) = prod_i (x - a_i) (the leading term, from infinity).
+    # Correlation is its transpose: y = V_m^T [(V_r g) * (C^T d)].
+    AT = [list(col) for col in zip(*vander(m))]  # (m, alpha)
+    G = vander(r)  # (alpha, r)
+    BT = []
+    for k in range(n_fin):
+        lk = _poly_from_roots([a[i] for i in range(n_fin) if i != k]) + [Fraction(0)]
+        true_fk = Fraction(1)
+        for i in range(n_fin):
+            if i != k:
+                true_fk *= a[k] - a[i]
+        # row k of C^T is l_k / true_fk; rescale to f_k / true_fk * lk (moves 1/f_k into G)
+        BT.append([c * f[k] / true_fk for c in lk])
+        G[k] = [g / f[k] for g in G[k]]
+    big_m = _poly_from_roots(a)
+    # Sign convention for the infinity term: first non-zero entry of BT's last row positive (as in the
+    # published F(2,3) and F(4,3)); the sign moves to AT's last column.
+    sign = 1 if next(c for c in big_m if c != 0) > 0 else -1
+    BT.append([sign * c for c in big_m])
+    for row in AT:
+        row[-1] *= sign
+    return tuple(map(tuple, AT)), tuple(map(tuple, G)), tuple(map(tuple, BT))
+
+
+def winograd_matrices(m, r=3, *, points=None):
+    """Exact Winograd/Cook-Toom transforms for F(m, r), as nested lists of :class:`fractions.Fraction`.
+
+    Parameters
+    ----------
+    m : int
+        Outputs per tile (per dimension).
+    r : int
+        Filter taps (3 for a 3x3 kernel).
+    points : sequence of rationals, optional
+        The ``m + r - 2`` finite interpolation points (infinity is always used as well). Default: Lavin &
+        Gray's, ``0, 1, -1`` for F(2,3), ``0, +-1, +-2`` for F(4,3), ``0, +-1, +-2, +-1/2`` for F(6,3).
+
+    Returns
+    -------
+    AT : (m, alpha) list of lists of Fraction
+    G : (alpha, r) list of lists of Fraction
+    BT : (alpha, alpha) list of lists of Fraction
+        With ``alpha = m + r - 1`` and ``y = AT @ ((G @ g) * (BT @ d))`` the exact correlation
+        ``y_i = sum_k g_k d_{i+k}`` of ``d`` (length ``alpha``) with ``g`` (length ``r``).
+
+    Examples
+    --------
+    >>> AT, G, BT = winograd_matrices(2)
+    >>> [[int(v) for v in row] for row in BT]
+    [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
+    >>> [str(v) for v in G[1]]
+    ['1/2', '1/2', '1/2']
+    """
+    m, r = _check_mr(m, r)
+    if points is None:
+        points = _default_points(m, r)
+    points = tuple(Fraction(p) for p in points)
+    alpha = m + r - 1
+    if len(points) != alpha - 1 or len(set(points)) != len(points):
+        raise ValueError(
+            f"F({m}, {r}) needs {alpha - 1} distinct finite points (plus infinity), got points={points}"
+        )
+    AT, G, BT = _matrices(m, r, points)
+    return [list(row) for row in AT], [list(row) for row in G], [list(row) for row in BT]
+
+
+def _check_mr(m, r):
+    for name, v in (("m", m), ("r", r)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {name}={v!r}")
+    return int(m), int(r)
+
+
+def transform_matrices(m, r=3, *, dtype=np.float64, points=None):
+    """The F(m, r) transforms of :func:`winograd_matrices` as float arrays ``(AT, G, BT)``.
+
+    Examples
+    --------
+    >>> AT, G, BT = transform_matrices(4)
+    >>> AT.shape, G.shape, BT.shape
+    ((4, 6), (6, 3), (6, 6))
+    >>> d, g = np.arange(6.0), np.array([1.0, 2.0, -1.0])
+    >>> np.round(AT @ ((G @ g) * (BT @ d)), 12)  # y_i = d_i + 2 d_(i+1) - d_(i+2) = 2 i
+    array([0., 2., 4., 6.])
+    """
+    return tuple(
+        np.array([[float(v) for v in row] for row in mat], dtype=dtype)
+        for mat in winograd_matrices(m, r, points=points)
+    )
+
+
+def winograd_multiplications(m, r=3):
+    """Multiplications per output tile in 2-D: ``(direct, winograd)`` = ``(m*m*r*r, (m+r-1)**2)``.
+
+    Examples
+    --------
+    >>> d, w = winograd_multiplications(2); d / w
+    2.25
+    >>> d, w = winograd_multiplications(4); d / w
+    4.0
+    """
+    return m * m * r * r, (m + r - 1) ** 2
+
+
+@lru_cache(maxsize=32)
+def _kron_matrices(m, dtype_str):
+    dtype = np.dtype(dtype_str)
+    AT, G, BT = transform_matrices(m, 3, dtype=np.float64)
+    # vec(BT d B) = (BT kron BT) vec(d) for row-major vec: one GEMM transforms every tile at once.
+    kb = np.kron(BT, BT).astype(dtype)  # (alpha^2, alpha^2)
+    ka = np.kron(AT, AT).astype(dtype)  # (m^2, alpha^2)
+    return kb, ka, G
+
+
+def winograd_conv2d(xpad, w, m=4):
+    """3x3, stride-1 cross-correlation of an already padded input by Winograd's F(m x m, 3 x 3).
+
+    The output is cut into ``m x m`` tiles (the input is padded with zeros on the bottom/right to a whole
+    number of tiles, the extra outputs are cropped). Every transform is one matrix product over all tiles
+    at once; the ``alpha x alpha`` elementwise products become one batched GEMM
+    ``(alpha^2, F, C) @ (alpha^2, C, tiles)``.
+
+    Parameters
+    ----------
+    xpad : (N, C, Hp, Wp) ndarray
+        The input, padding already applied (``conv2d_forward`` pads, then calls this).
+    w : (F, C, 3, 3) ndarray
+    m : {2, 4, 6}
+        Output tile size: F(2,3), F(4,3) or F(6,3). Larger tiles save more multiplications and lose accuracy.
+
+    Returns
+    -------
+    out : (N, F, Hp - 2, Wp - 2) ndarray
+        No bias; dtype ``np.result_type(xpad, w)`` (the transforms are applied in that precision).
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> w = np.ones((1, 1, 3, 3))
+    >>> winograd_conv2d(x, w, m=2)[0, 0]
+    array([[45., 54.],
+           [81., 90.]])
+    """
+    xpad = np.asarray(xpad)
+    w = np.asarray(w)
+    if xpad.ndim != 4 or w.ndim != 4 or w.shape[2:] != (3, 3) or w.shape[1] != xpad.shape[1]:
+        raise ValueError(
+            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, 3, 3) with matching C, got "
+            f"xpad {xpad.shape} and w {w.shape}"
+        )
+    if m not in (2, 4, 6):
+        raise ValueError(f"winograd_conv2d supports m in (2, 4, 6) (F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), got m={m!r}")
+    n, c, hp, wp = xpad.shape
+    f = w.shape[0]
+    oh, ow = hp - 2, wp - 2
+    if oh < 1 or ow < 1:
+        raise ValueError(f"winograd_conv2d needs a padded input of at least 3x3, got xpad {xpad.shape}")
+    dtype = np.result_type(xpad.dtype, w.dtype, np.float16)
+    alpha = m + 2
+    th, tw = -(-oh // m), -(-ow // m)
+    kb, ka, G = _kron_matrices(m, dtype.str)
+
+    # Weight transform U = G g G^T for every (f, c): (alpha^2, F, C)
+    u = np.einsum("ip,fcpq,jq->ijfc", G, w.astype(np.float64, copy=False), G, optimize=True)
+    u = u.reshape(alpha * alpha, f, c).astype(dtype, copy=False)
+
+    # Input tiles: pad bottom/right to th*m + 2 rows, tw*m + 2 cols, then a strided view of the overlapping
+    # alpha x alpha tiles (stride m). One copy gathers them as (alpha, alpha, C, N, th, tw).
+    hneed, wneed = th * m + 2, tw * m + 2
+    if (hneed, wneed) != (hp, wp):
+        xp = np.zeros((n, c, hneed, wneed), dtype=dtype)
+        xp[:, :, :hp, :wp] = xpad
+    else:
+        xp = xpad
+    sn, sc, sh, sw = xp.strides
+    tiles = np.lib.stride_tricks.as_strided(
+        xp, shape=(alpha, alpha, c, n, th, tw), strides=(sh, sw, sc, sn, sh * m, sw * m), writeable=False
+    )
+    d = np.empty((alpha * alpha, c, n, th, tw), dtype=dtype)
+    d.reshape(alpha, alpha, c, n, th, tw)[...] = tiles
+    p = n * th * tw
+    # V = BT d B for all tiles: one GEMM (alpha^2, alpha^2) @ (alpha^2, C * tiles)
+    v = (kb @ d.reshape(alpha * alpha, c * p)).reshape(alpha * alpha, c, p)
+    # Elementwise products summed over C: a batched GEMM over the alpha^2 positions
+    mm = np.matmul(u, v)  # (alpha^2, F, tiles)
+    # Y = AT M A for all tiles: (m^2, alpha^2) @ (alpha^2, F * tiles)
+    y = (ka @ mm.reshape(alpha * alpha, f * p)).reshape(m, m, f, n, th, tw)
+    out = np.empty((n, f, th * m, tw * m), dtype=dtype)
+    out.reshape(n, f, th, m, tw, m)[...] = y.transpose(3, 2, 4, 0, 5, 1)
+    if (th * m, tw * m) != (oh, ow):
+        out = np.ascontiguousarray(out[:, :, :oh, :ow])
+    return out

@@ -1,0 +1,277 @@
+"""Winograd F(m x m, 3 x 3): exact transforms vs the published ones, and the convolution vs the loop reference."""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convbook.conv import conv2d_backward, conv2d_forward, conv2d_grad_input
+from convbook.reference import conv2d_backward_reference, conv2d_forward_reference
+from convbook.winograd import (
+    transform_matrices,
+    winograd_conv2d,
+    winograd_matrices,
+    winograd_multiplications,
+)
+
+F = Fraction
+
+# Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks", section 4.1 (F(2,3)) and 4.2 (F(4,3)).
+PUBLISHED = {
+    2: (
+        [[1, 1, 1, 0], [0, 1, -1, -1]],
+        [[1, 0, 0], [F(1, 2), F(1, 2), F(1, 2)], [F(1, 2), F(-1, 2), F(1, 2)], [0, 0, 1]],
+        [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
+    ),
+    4: (
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+        [
+            [F(1, 4), 0, 0],
+            [F(-1, 6), F(-1, 6), F(-1, 6)],
+            [F(-1, 6), F(1, 6), F(-1, 6)],
+            [F(1, 24), F(1, 12), F(1, 6)],
+            [F(1, 24), F(-1, 12), F(1, 6)],
+            [0, 0, 1],
+        ],
+        [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ],
+    ),
+}
+
+# F(6,3) is not printed in the paper; these are the values of Lavin's wincnn (points 0, +-1, +-2, +-1/2), whose
+# convention gives the infinity row of BT as the coefficients of prod (x - a_i). We normalise that row to a
+# positive first entry (the published F(2,3)'s convention), which flips BT's last row and AT's last column.
+WINCNN_F6 = (
+    [
+        [1, 1, 1, 1, 1, 1, 1, 0],
+        [0, 1, -1, 2, -2, F(1, 2), F(-1, 2), 0],
+        [0, 1, 1, 4, 4, F(1, 4), F(1, 4), 0],
+        [0, 1, -1, 8, -8, F(1, 8), F(-1, 8), 0],
+        [0, 1, 1, 16, 16, F(1, 16), F(1, 16), 0],
+        [0, 1, -1, 32, -32, F(1, 32), F(-1, 32), 1],
+    ],
+    [
+        [1, 0, 0],
+        [F(-2, 9), F(-2, 9), F(-2, 9)],
+        [F(-2, 9), F(2, 9), F(-2, 9)],
+        [F(1, 90), F(1, 45), F(2, 45)],
+        [F(1, 90), F(-1, 45), F(2, 45)],
+        [F(32, 45), F(16, 45), F(8, 45)],
+        [F(32, 45), F(-16, 45), F(8, 45)],
+        [0, 0, 1],
+    ],
+    [
+        [1, 0, F(-21, 4), 0, F(21, 4), 0, -1, 0],
+        [0, 1, 1, F(-17, 4), F(-17, 4), 1, 1, 0],
+        [0, -1, 1, F(17, 4), F(-17, 4), -1, 1, 0],
+        [0, F(1, 2), F(1, 4), F(-5, 2), F(-5, 4), 2, 1, 0],
+        [0, F(-1, 2), F(1, 4), F(5, 2), F(-5, 4), -2, 1, 0],
+        [0, 2, 4, F(-5, 2), -5, F(1, 2), 1, 0],
+        [0, -2, 4, F(5, 2), -5, F(-1, 2), 1, 0],
+        [0, -1, 0, F(21, 4), 0, F(-21, 4), 0, 1],
+    ],
+)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_matrices_equal_the_published_ones(m):
+    AT, G, BT = winograd_matrices(m)
+    want_AT, want_G, want_BT = PUBLISHED[m]
+    assert AT == want_AT
+    assert G == want_G
+    assert BT == want_BT
+    assert all(isinstance(v, Fraction) for mat in (AT, G, BT) for row in mat for v in row)
+
+
+def test_f6_equals_wincnn_up_to_the_infinity_sign():
+    AT, G, BT = winograd_matrices(6)
+    want_AT, want_G, want_BT = WINCNN_F6
+    assert G == want_G
+    assert BT[:-1] == want_BT[:-1]
+    assert BT[-1] == [-v for v in want_BT[-1]]
+    assert [row[:-1] for row in AT] == [row[:-1] for row in want_AT]
+    assert [row[-1] for row in AT] == [-row[-1] for row in want_AT]
+
+
+def _exact_correlation(d, g, m):
+    return [sum(g[k] * d[i + k] for k in range(len(g))) for i in range(m)]
+
+
+def _apply(AT, G, BT, d, g):
+    u = [sum(gr[k] * g[k] for k in range(len(g))) for gr in G]
+    v = [sum(br[k] * d[k] for k in range(len(d))) for br in BT]
+    mprod = [a * b for a, b in zip(u, v)]
+    return [sum(ar[k] * mprod[k] for k in range(len(mprod))) for ar in AT]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    m=st.integers(1, 6),
+    r=st.integers(2, 4),
+    data=st.data(),
+)
+def test_defining_property_exact_correlation(m, r, data):
+    """y = AT[(G g) * (BT d)] is the exact 1-D correlation, for random rationals and random distinct points."""
+    alpha = m + r - 1
+    fr = st.fractions(min_value=-5, max_value=5, max_denominator=7)
+    points = data.draw(st.lists(fr, min_size=alpha - 1, max_size=alpha - 1, unique=True))
+    d = data.draw(st.lists(fr, min_size=alpha, max_size=alpha))
+    g = data.draw(st.lists(fr, min_size=r, max_size=r))
+    AT, G, BT = winograd_matrices(m, r, points=points)
+    assert _apply(AT, G, BT, d, g) == _exact_correlation(d, g, m)
+
+
+@pytest.mark.parametrize("m", [2, 3, 4, 5, 6])
+def test_default_points_exact(m):
+    rng = np.random.default_rng(m)
+    d = [F(int(v), int(q)) for v, q in zip(rng.integers(-9, 10, m + 2), rng.integers(1, 9, m + 2))]
+    g = [F(int(v), 3) for v in rng.integers(-9, 10, 3)]
+    assert _apply(*winograd_matrices(m), d, g) == _exact_correlation(d, g, m)
+
+
+def test_float_matrices_match_exact_ones():
+    for m in (2, 4, 6):
+        exact = winograd_matrices(m)
+        for got, want in zip(transform_matrices(m), exact):
+            assert got.dtype == np.float64
+            np.testing.assert_array_equal(got, np.array([[float(v) for v in row] for row in want]))
+        assert transform_matrices(m, dtype=np.float32)[0].dtype == np.float32
+
+
+def test_multiplication_counts():
+    assert winograd_multiplications(2) == (36, 16)
+    assert winograd_multiplications(4) == (144, 36)
+    assert winograd_multiplications(6) == (324, 64)
+
+
+@pytest.mark.parametrize("bad", [dict(m=0), dict(m=2, r=0), dict(m=2.0), dict(m=2, points=(0, 1, 1))])
+def test_bad_matrix_arguments(bad):
+    with pytest.raises(ValueError):
+        winograd_matrices(**bad)
+
+
+# Relative tolerances (max |diff| / max |reference|) in float64. Measured worst case over random layers with up to
+# 64 channels: F(2,3) ~1e-15, F(4,3) ~1e-14, F(6,3) ~1.2e-14; the tests leave ~100x headroom.
+RTOL64 = {2: 1e-13, 4: 1e-12, 6: 1e-12}
+
+
+def _rel(got, want):
+    return np.abs(got - want).max() / max(np.abs(want).max(), 1e-300)
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 1, 3, 3), (3, 2, 4, 17), (1, 5, 8, 8), (2, 4, 13, 6)])
+def test_winograd_conv2d_matches_reference(m, shape):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((4, shape[1], 3, 3))
+    got = winograd_conv2d(x, w, m)
+    want = conv2d_forward_reference(x, w)
+    assert got.shape == want.shape
+    assert got.dtype == np.float64
+    if m == 2:
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert _rel(got, want) < RTOL64[m]
+
+
+def test_winograd_conv2d_leaves_input_alone():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 7, 7))
+    w = rng.standard_normal((2, 3, 3, 3))
+    x0, w0 = x.copy(), w.copy()
+    winograd_conv2d(x, w, 4)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 1e-4), (np.float16, 5e-2)])
+def test_winograd_dtypes(dtype, rtol):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 8, 10, 10))
+    w = rng.standard_normal((3, 8, 3, 3))
+    got = winograd_conv2d(x.astype(dtype), w.astype(dtype), 4)
+    assert got.dtype == dtype
+    assert _rel(got.astype(np.float64), conv2d_forward_reference(x, w)) < rtol
+
+
+PADDINGS = [0, 1, 2, (1, 0), (0, 2), "same", "valid"]
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+@pytest.mark.parametrize("padding", PADDINGS)
+def test_forward_and_gradients_vs_reference(m, padding):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 7, 10))
+    w = rng.standard_normal((5, 3, 3, 3))
+    b = rng.standard_normal(5)
+    want = conv2d_forward_reference(x, w, b, padding=padding)
+    got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
+    assert got.shape == want.shape
+    assert _rel(got, want) < RTOL64[m]
+    dout = rng.standard_normal(want.shape)
+    dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd", m=m)
+    rdx, rdw, rdb = conv2d_backward_reference(dout, x, w, padding=padding)
+    assert dx.shape == x.shape and dw.shape == w.shape
+    assert _rel(dx, rdx) < RTOL64[m]
+    assert _rel(dw, rdw) < RTOL64[m]
+    np.testing.assert_allclose(db, rdb, rtol=1e-12)
+    if m == 2:
+        for got_, want_ in ((got, want), (dx, rdx), (dw, rdw)):
+            np.testing.assert_allclose(got_, want_, rtol=0, atol=1e-9)
+
+
+def test_default_tile_is_4():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, 9, 9))
+    w = rng.standard_normal((2, 2, 3, 3))
+    a = conv2d_forward(x, w, padding=1, method="winograd")
+    b = conv2d_forward(x, w, padding=1, method="winograd", m=4)
+    np.testing.assert_array_equal(a, b)
+    dout = rng.standard_normal(a.shape)
+    dx = conv2d_grad_input(dout, w, x.shape, padding=1, method="winograd")
+    assert _rel(dx, conv2d_backward_reference(dout, x, w, padding=1)[0]) < RTOL64[4]
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(w_shape=(2, 3, 5, 5)), "3x3"),
+        (dict(stride=2), "stride"),
+        (dict(dilation=2), "dilation"),
+        (dict(groups=3, w_shape=(3, 1, 3, 3)), "groups"),
+    ],
+)
+def test_unsupported_shapes_raise(kw, match):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 3, 12, 12))
+    w_shape = kw.pop("w_shape", (2, 3, 3, 3))
+    w = rng.standard_normal(w_shape)
+    with pytest.raises(ValueError, match=match):
+        conv2d_forward(x, w, method="winograd", **kw)
+    with pytest.raises(ValueError, match=match):
+        conv2d_backward(np.zeros(conv2d_forward(x, w, **kw).shape), x, w, method="winograd", **kw)
+
+
+@pytest.mark.parametrize("m", [3, 8, 0])
+def test_unsupported_tile_raises(m):
+    x = np.zeros((1, 1, 6, 6))
+    w = np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="m"):
+        conv2d_forward(x, w, method="winograd", m=m)
+    with pytest.raises(ValueError, match="m"):
+        winograd_conv2d(x, w, m)
+
+
+def test_winograd_conv2d_bad_shapes():
+    with pytest.raises(ValueError, match="xpad"):
+        winograd_conv2d(np.zeros((1, 2, 6, 6)), np.zeros((1, 3, 3, 3)), 2)
+    with pytest.raises(ValueError, match="xpad"):
+        winograd_conv2d(np.zeros((1, 1, 2, 6)), np.zeros((1, 1, 3, 3)), 2)
