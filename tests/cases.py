@@ -1,0 +1,44 @@
+"""Shared convolution settings for the tests: every setting PyTorch's conv2d supports, small enough for loops."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# (N, C, H, W), F, (KH, KW), hyper-parameters
+CASES = {
+    "plain-3x3": ((2, 3, 6, 5), 4, (3, 3), dict()),
+    "batch1-1x1": ((1, 3, 4, 5), 2, (1, 1), dict()),
+    "1x1-stride2": ((2, 2, 5, 6), 3, (1, 1), dict(stride=2)),
+    "stride2-pad1": ((2, 2, 7, 7), 3, (3, 3), dict(stride=2, padding=1)),
+    "stride3-remainder": ((1, 2, 8, 9), 2, (3, 3), dict(stride=3)),  # (8-3)%3 = 2 unused rows, (9-3)%3 = 0
+    "stride-pair-pad-pair": ((2, 2, 7, 8), 2, (3, 2), dict(stride=(2, 1), padding=(1, 2))),
+    "even-kernel": ((1, 2, 5, 6), 3, (2, 2), dict()),
+    "nonsquare-kernel": ((2, 1, 6, 7), 2, (2, 4), dict(padding=(0, 1))),
+    "dilation2": ((1, 2, 7, 8), 2, (3, 3), dict(dilation=2)),
+    "dilation-pair-stride": ((2, 2, 9, 8), 2, (2, 3), dict(dilation=(2, 1), stride=2, padding=1)),
+    "same-odd": ((1, 2, 5, 6), 2, (3, 3), dict(padding="same")),
+    "same-even": ((2, 2, 5, 4), 3, (2, 4), dict(padding="same")),  # PyTorch pads the extra at bottom/right
+    "same-dilated-even": ((1, 2, 6, 6), 2, (2, 2), dict(padding="same", dilation=3)),
+    "valid": ((1, 2, 5, 5), 2, (3, 3), dict(padding="valid")),
+    "groups2": ((2, 4, 5, 5), 6, (3, 3), dict(groups=2, padding=1)),
+    "depthwise": ((2, 3, 6, 5), 3, (3, 3), dict(groups=3, stride=2, padding=1)),
+    "depthwise-multiplier": ((1, 2, 5, 6), 4, (2, 3), dict(groups=2, dilation=2)),
+    "pad-larger-than-kernel": ((1, 1, 3, 3), 2, (2, 2), dict(padding=3, stride=2)),
+    "kernel-equals-input": ((2, 2, 3, 4), 2, (3, 4), dict()),
+    "everything": ((2, 4, 9, 10), 4, (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2), groups=2)),
+}
+
+
+def make_case(name, dtype=np.float64, seed=0, bias=True):
+    """x, w, b, kwargs for a named case, drawn from a seeded generator."""
+    x_shape, f, (kh, kw), kwargs = CASES[name]
+    groups = kwargs.get("groups", 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((f, x_shape[1] // groups, kh, kw)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype) if bias else None
+    return x, w, b, dict(kwargs)
+
+
+def random_like(shape, seed=1, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
