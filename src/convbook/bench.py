@@ -1,0 +1,385 @@
+"""Benchmark convbook's convolution methods against PyTorch, measured in the same run.
+
+Run ``python -m convbook.bench`` (``--help`` for options). For each layer shape and method it times the forward pass
+and a training step (forward plus all three gradients), reports medians of repeated runs, the ratio to PyTorch
+(``torch.nn.functional.conv2d`` forward, forward + backward through autograd, with ``torch.set_num_threads``
+matched to NumPy's BLAS threads) or, without torch, to the fastest convbook method; the achieved GFLOP/s and its
+fraction of the machine's float32 matrix-multiply peak (measured in the same run with a square GEMM of about the
+same number of operations); and the BLAS library, kernel and threads as :mod:`threadpoolctl` sees them.
+
+Methods are timed round-robin (one run of each method per round), so slow drifts of a shared machine hit every
+method alike. OpenBLAS reads ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower
+kernel the benchmark says so. Unset them for the run only::
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
+
+Notes
+-----
+The results and what to make of them are in the book's chapter "How fast is it?" (``book/benchmarks.ipynb``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Shape", "SHAPES", "QUICK_SHAPES", "blas_info", "run", "format_table", "main"]
+
+
+class Shape(NamedTuple):
+    """A conv layer: (N, C -> F, H = W, k, stride, padding)."""
+
+    n: int
+    c: int
+    f: int
+    hw: int
+    k: int
+    stride: int
+    padding: int
+
+    def __str__(self):
+        return f"({self.n}, {self.c}->{self.f}, {self.hw}, {self.k}, {self.stride}, {self.padding})"
+
+    @property
+    def out_hw(self):
+        return (self.hw + 2 * self.padding - self.k) // self.stride + 1
+
+    @property
+    def forward_flops(self):
+        """Multiply-adds counted as 2 operations: ``2 N F OH OW C k k``."""
+        return 2 * self.n * self.f * self.out_hw**2 * self.c * self.k * self.k
+
+    @property
+    def train_flops(self):
+        """Forward, input gradient and weight gradient: each the same product count (bias gradient ignored)."""
+        return 3 * self.forward_flops
+
+
+SHAPES = {
+    "a": Shape(32, 64, 64, 32, 3, 1, 1),
+    "b": Shape(16, 3, 32, 64, 3, 1, 1),
+    "c": Shape(64, 32, 64, 16, 3, 2, 1),
+    "d": Shape(8, 128, 128, 28, 3, 1, 1),
+    "e": Shape(32, 16, 32, 28, 5, 1, 0),
+}
+
+#: Tiny layers for ``--quick`` (seconds, includes the loop reference): structure checks, not speed.
+QUICK_SHAPES = {
+    "q1": Shape(2, 3, 4, 8, 3, 1, 1),
+    "q2": Shape(2, 4, 4, 9, 3, 2, 0),
+}
+
+CONVBOOK_METHODS = ("reference", "im2col", "strided", "winograd")
+
+
+def _methods_for(shape, quick):
+    methods = ["im2col", "strided"]
+    if shape.k == 3 and shape.stride == 1:
+        methods.append("winograd")
+    if quick:
+        methods.insert(0, "reference")
+    return methods
+
+
+def blas_info():
+    """BLAS libraries NumPy uses: list of dicts (library, version, kernel/architecture, threads), via threadpoolctl.
+
+    Returns an empty list when threadpoolctl is not installed.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl ships with the book's dependencies
+        return []
+    out = []
+    for info in threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        out.append(
+            {
+                "library": info.get("internal_api"),
+                "version": info.get("version"),
+                "architecture": info.get("architecture"),
+                "threading_layer": info.get("threading_layer"),
+                "threads": info.get("num_threads"),
+                "filepath": os.path.basename(info.get("filepath", "")),
+            }
+        )
+    return out
+
+
+def _blas_threads():
+    info = blas_info()
+    return info[0]["threads"] if info else (os.cpu_count() or 1)
+
+
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def _env_warnings():
+    set_vars = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ}
+    if not set_vars:
+        return []
+    return [
+        "OpenBLAS variables are set ("
+        + ", ".join(f"{k}={v}" for k, v in set_vars.items())
+        + "): they can force a slower kernel (about half the matrix speed). For a fair run: "
+        "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench"
+    ]
+
+
+def _timeit(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _gemm_peak(flops, repeat, rng):
+    """Float32 GEMM GFLOP/s for a square product of about ``flops`` operations (n between 128 and 1536)."""
+    n = int(round((flops / 2) ** (1 / 3) / 64)) * 64
+    n = min(max(n, 128), 1536)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    np.matmul(a, b, out=out)
+    # the best of several runs: a peak, not a typical time
+    times = [_timeit(lambda: np.matmul(a, b, out=out)) for _ in range(max(repeat, 5))]
+    return n, 2 * n**3 / min(times) / 1e9
+
+
+def _convbook_fns(shape, method, x, w, b, dout):
+    from .conv import conv2d_backward, conv2d_forward
+
+    kw = dict(stride=shape.stride, padding=shape.padding, method=method)
+
+    def fwd():
+        return conv2d_forward(x, w, b, **kw)
+
+    def train():
+        conv2d_forward(x, w, b, **kw)
+        return conv2d_backward(dout, x, w, **kw)
+
+    return fwd, train
+
+
+def _torch_fns(shape, x, w, b, dout, threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    F = torch.nn.functional
+    tx, tw, tb, tdout = (torch.from_numpy(a) for a in (x, w, b, dout))
+    kw = dict(stride=shape.stride, padding=shape.padding)
+
+    def fwd():
+        with torch.no_grad():
+            return F.conv2d(tx, tw, tb, **kw)
+
+    gx = tx.clone().requires_grad_(True)
+    gw = tw.clone().requires_grad_(True)
+    gb = tb.clone().requires_grad_(True)
+
+    def train():
+        gx.grad = gw.grad = gb.grad = None
+        out = F.conv2d(gx, gw, gb, **kw)
+        out.backward(tdout)
+        return gx.grad, gw.grad, gb.grad
+
+    return fwd, train, torch.__version__
+
+
+def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, log=None):
+    """Run the benchmark; return a JSON-ready dict (see the module docstring).
+
+    Parameters
+    ----------
+    shapes : iterable of str
+        Keys of :data:`SHAPES` (or of :data:`QUICK_SHAPES` with ``quick=True``).
+    repeat : int
+        Timed runs per method (after one warm-up); medians are reported. Methods slower than 2 s per run get at
+        most 3.
+    quick : bool
+        Tiny shapes, and the loop reference is included.
+    log : callable, optional
+        Called with progress lines (e.g. ``print``).
+    """
+    table = QUICK_SHAPES if quick else SHAPES
+    unknown = [s for s in shapes if s not in table]
+    if unknown:
+        raise ValueError(f"unknown shapes {unknown}; choose from {sorted(table)}")
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    log = log or (lambda *a: None)
+    rng = np.random.default_rng(seed)
+    threads = _blas_threads()
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "blas": blas_info(),
+            "env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
+            # other work on the machine distorts timings; the ratios (same run, round-robin) suffer least
+            "loadavg_start": _loadavg(),
+        },
+        "warnings": _env_warnings(),
+        "dtype": "float32",
+        "repeat": repeat,
+        "threads": threads,
+        "torch": None,
+        "baseline": None,
+        "shapes": {},
+    }
+    for name in shapes:
+        shape = table[name]
+        oh = shape.out_hw
+        x = rng.standard_normal((shape.n, shape.c, shape.hw, shape.hw), dtype=np.float32)
+        w = rng.standard_normal((shape.f, shape.c, shape.k, shape.k), dtype=np.float32) / np.float32(
+            np.sqrt(shape.c * shape.k * shape.k)
+        )
+        b = rng.standard_normal(shape.f, dtype=np.float32)
+        dout = rng.standard_normal((shape.n, shape.f, oh, oh), dtype=np.float32)
+        peak_n, peak = _gemm_peak(shape.forward_flops, repeat, rng)
+        candidates = {m: _convbook_fns(shape, m, x, w, b, dout) for m in _methods_for(shape, quick)}
+        torch_fns = _torch_fns(shape, x, w, b, dout, threads)
+        if torch_fns is not None:
+            result["torch"] = torch_fns[2]
+            candidates["torch"] = torch_fns[:2]
+        # warm-up (and a correctness cross-check against the first method's output)
+        outs, per_kind_repeats, times = {}, {}, {}
+        for m, (fwd, train) in candidates.items():
+            t0 = time.perf_counter()
+            out = fwd()
+            outs[m] = np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float64)
+            t_fwd = time.perf_counter() - t0
+            t_train = _timeit(train)
+            per_kind_repeats[m] = 1 if t_fwd + t_train > 10 else (3 if t_fwd + t_train > 2 else repeat)
+            per_kind_repeats[m] = min(per_kind_repeats[m], repeat)
+            times[m] = {"forward": [], "train": []}
+        for r in range(repeat):
+            for m, (fwd, train) in candidates.items():
+                if r < per_kind_repeats[m]:
+                    times[m]["forward"].append(_timeit(fwd))
+                    times[m]["train"].append(_timeit(train))
+        ref_name = "torch" if "torch" in outs else "strided"
+        ref_out = outs[ref_name]
+        scale = max(float(np.abs(ref_out).max()), 1e-30)
+        rows = {}
+        for m in candidates:
+            f_s = float(np.median(times[m]["forward"]))
+            t_s = float(np.median(times[m]["train"]))
+            rows[m] = {
+                "forward_s": f_s,
+                "train_s": t_s,
+                "forward_gflops": shape.forward_flops / f_s / 1e9,
+                "train_gflops": shape.train_flops / t_s / 1e9,
+                "forward_peak_fraction": shape.forward_flops / f_s / 1e9 / peak,
+                "train_peak_fraction": shape.train_flops / t_s / 1e9 / peak,
+                "runs": len(times[m]["forward"]),
+                "max_rel_diff": float(np.abs(outs[m] - ref_out).max() / scale),
+            }
+        if "torch" in rows:
+            base_f, base_t, base = rows["torch"]["forward_s"], rows["torch"]["train_s"], "torch"
+        else:
+            base_f = min(v["forward_s"] for k, v in rows.items() if k != "reference")
+            base_t = min(v["train_s"] for k, v in rows.items() if k != "reference")
+            base = "fastest convbook method"
+        result["baseline"] = base
+        for v in rows.values():
+            v["forward_ratio"] = v["forward_s"] / base_f
+            v["train_ratio"] = v["train_s"] / base_t
+        ours = [k for k in rows if k in CONVBOOK_METHODS and k != "reference"]
+        result["shapes"][name] = {
+            "shape": list(shape),
+            "label": str(shape),
+            "forward_gflop": shape.forward_flops / 1e9,
+            "peak_gemm_n": peak_n,
+            "peak_gflops": peak,
+            "methods": rows,
+            "best_forward": min(ours, key=lambda k: rows[k]["forward_s"]),
+            "best_train": min(ours, key=lambda k: rows[k]["train_s"]),
+        }
+        log(f"  {name} {shape}: done")
+    result["machine"]["loadavg_end"] = _loadavg()
+    return result
+
+
+def _loadavg():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return None
+
+
+def format_table(result):
+    """The benchmark result as a plain-text table (one row per shape and method)."""
+    lines = []
+    m = result["machine"]
+    for blas in m["blas"]:
+        lines.append(
+            f"BLAS: {blas['library']} {blas['version']} kernel={blas['architecture']} threads={blas['threads']} "
+            f"({blas['filepath']})"
+        )
+    lines.append(
+        f"numpy {m['numpy']}, torch {result['torch'] or 'not installed'}, {m['cpu_count']} CPUs, "
+        f"{m['platform']}, {result['date']}, float32, medians of up to {result['repeat']} runs"
+    )
+    env = ", ".join(f"{k}={v}" for k, v in m["env"].items() if v is not None) or "unset"
+    lines.append(f"OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE: {env}; load average start {m.get('loadavg_start')}, "
+                 f"end {m.get('loadavg_end')}")
+    for w in result["warnings"]:
+        lines.append("WARNING: " + w)
+    lines.append(f"ratio = time / time of {result['baseline']} (lower is better); %peak = GFLOP/s / float32 GEMM GFLOP/s")
+    head = f"{'shape':<30} {'method':<10} {'fwd ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}   {'train ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
+    lines.append(head)
+    lines.append("-" * len(head))
+    for name, s in result["shapes"].items():
+        label = f"{name} {s['label']}"
+        for i, (meth, r) in enumerate(s["methods"].items()):
+            star_f = "*" if meth == s["best_forward"] else " "
+            star_t = "*" if meth == s["best_train"] else " "
+            lines.append(
+                f"{label if i == 0 else '':<30} {meth:<10} {r['forward_s'] * 1e3:>9.2f} {r['forward_ratio']:>5.2f}{star_f}"
+                f" {r['forward_gflops']:>8.1f} {100 * r['forward_peak_fraction']:>5.0f}%   {r['train_s'] * 1e3:>9.2f}"
+                f" {r['train_ratio']:>5.2f}{star_t} {r['train_gflops']:>8.1f} {100 * r['train_peak_fraction']:>5.0f}%"
+            )
+        lines.append(f"{'':<30} GEMM peak {s['peak_gflops']:.1f} GFLOP/s (n={s['peak_gemm_n']}); * = best convbook method")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m convbook.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default=None, help="comma-separated shape keys (default: all; a..e, or q1,q2 with --quick)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per method (median reported)")
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, including the loop reference (seconds)")
+    args = parser.parse_args(argv)
+    table = QUICK_SHAPES if args.quick else SHAPES
+    shapes = tuple(args.shapes.split(",")) if args.shapes else tuple(table)
+    for w in _env_warnings():
+        print("WARNING: " + w, file=sys.stderr)
+    try:
+        result = run(shapes, repeat=args.repeat, quick=args.quick, log=lambda s: print(s, file=sys.stderr))
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The benchmark's structure on tiny shapes (no timing assertions: speed is reported, never tested)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from convbook import bench
+
+
+@pytest.fixture(scope="module")
+def quick_result():
+    return bench.run(("q1", "q2"), repeat=1, quick=True)
+
+
+def test_quick_run_structure(quick_result):
+    r = quick_result
+    assert r["dtype"] == "float32"
+    assert set(r["shapes"]) == {"q1", "q2"}
+    assert r["baseline"] in ("torch", "fastest convbook method")
+    for name, s in r["shapes"].items():
+        shape = bench.QUICK_SHAPES[name]
+        assert s["shape"] == list(shape)
+        assert s["peak_gflops"] > 0
+        methods = s["methods"]
+        assert {"reference", "im2col", "strided"} <= set(methods)
+        assert ("winograd" in methods) == (shape.k == 3 and shape.stride == 1)
+        for m, row in methods.items():
+            assert row["forward_s"] > 0 and row["train_s"] > 0
+            assert np.isclose(row["forward_gflops"], shape.forward_flops / row["forward_s"] / 1e9)
+            assert np.isclose(row["forward_peak_fraction"], row["forward_gflops"] / s["peak_gflops"])
+            # every method computed the same convolution as the baseline (float32)
+            assert row["max_rel_diff"] < 1e-4, (name, m)
+        assert s["best_forward"] in methods and s["best_forward"] not in ("torch", "reference")
+        base = "torch" if r["baseline"] == "torch" else None
+        if base:
+            assert methods["torch"]["forward_ratio"] == pytest.approx(1.0)
+        else:
+            assert min(v["forward_ratio"] for k, v in methods.items() if k != "reference") == pytest.approx(1.0)
+
+
+def test_json_and_table(quick_result, tmp_path):
+    text = bench.format_table(quick_result)
+    assert "strided" in text and "q1" in text and "GEMM peak" in text
+    json.loads(json.dumps(quick_result))  # JSON-ready
+
+
+def test_blas_info_lists_threads():
+    info = bench.blas_info()
+    for lib in info:
+        assert lib["threads"] >= 1
+
+
+def test_cli_quick_writes_json(tmp_path, capsys):
+    path = tmp_path / "out.json"
+    bench.main(["--quick", "--shapes", "q2", "--repeat", "1", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert "q2" in out
+    data = json.loads(path.read_text())
+    assert list(data["shapes"]) == ["q2"]
+
+
+def test_env_warning(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert any("OPENBLAS_CORETYPE=Haswell" in w for w in bench._env_warnings())
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    assert bench._env_warnings() == []
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown shapes"):
+        bench.run(("zz",), quick=True)
+    with pytest.raises(ValueError, match="repeat"):
+        bench.run(("q1",), repeat=0, quick=True)
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--shapes", "nope"])
+
+
+def test_shapes_match_the_issue():
+    assert bench.SHAPES["a"] == (32, 64, 64, 32, 3, 1, 1)
+    assert bench.SHAPES["c"].out_hw == 16 // 2
+    assert bench.SHAPES["e"].out_hw == 24
+    assert bench.SHAPES["d"].forward_flops == 2 * 8 * 128 * 28 * 28 * 128 * 9
