@@ -82,3 +82,54 @@ def test_shapes_match_the_issue():
     assert bench.SHAPES["c"].out_hw == 16 // 2
     assert bench.SHAPES["e"].out_hw == 24
     assert bench.SHAPES["d"].forward_flops == 2 * 8 * 128 * 28 * 28 * 128 * 9
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The fast paths the benchmark times, in conv.py: sample groups, reused buffers and worker threads. Small test
+# problems stay below the threading threshold, so here the threshold is lowered to force every branch.
+
+from convbook import conv  # noqa: E402
+from convbook.reference import conv2d_backward_reference, conv2d_forward_reference  # noqa: E402
+
+FAST_CASES = [
+    dict(stride=1, padding=1),
+    dict(stride=2, padding=(1, 0)),
+    dict(stride=1, padding=0, dilation=2),
+    dict(stride=(2, 1), padding="valid", groups=2),
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("gemm_columns", [1, 40, 10**6])
+@pytest.mark.parametrize("case", FAST_CASES)
+def test_fast_paths_in_every_batch_split(monkeypatch, threads, gemm_columns, case):
+    monkeypatch.setattr(conv, "THREADS", threads)
+    monkeypatch.setattr(conv, "GEMM_COLUMNS", gemm_columns)
+    monkeypatch.setattr(conv, "THREAD_MIN_WORK", 0)
+    rng = np.random.default_rng(7)
+    g = case.get("groups", 1)
+    x = rng.standard_normal((5, 4, 9, 8))
+    w = rng.standard_normal((6, 4 // g, 3, 3))
+    want = conv2d_forward_reference(x, w, **case)
+    got = conv.conv2d_forward(x, w, **case)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(want.shape)
+    rdx, rdw, _ = conv2d_backward_reference(dout, x, w, **case)
+    for route in ("col2im", "rot180"):
+        dx = conv.conv2d_grad_input(dout, w, x.shape, route=route, **case)
+        np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    dx, dw, _ = conv.conv2d_backward(dout, x, w, **case)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-12)
+    if g == 1 and case.get("stride") == 1 and "dilation" not in case:
+        np.testing.assert_allclose(conv.conv2d_forward(x, w, method="winograd", **case), want, rtol=1e-10, atol=1e-12)
+        dx, dw, _ = conv.conv2d_backward(dout, x, w, method="winograd", **case)
+        np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+
+
+def test_route_rule():
+    p1 = conv.conv_params(3, stride=1)
+    p2 = conv.conv_params(3, stride=2)
+    assert conv._fast_route((1, 64, 8, 8), (64, 64, 3, 3), p1) == "rot180"
+    assert conv._fast_route((1, 3, 8, 8), (32, 3, 3, 3), p1) == "col2im"
+    assert conv._fast_route((1, 32, 8, 8), (32, 32, 3, 3), p2) == "col2im"

@@ -21,6 +21,10 @@ turned 180 degrees. They are the same linear map; the tests and the ∇X chapter
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from . import reference
@@ -86,6 +90,95 @@ def _check_winograd(w_shape, p: ConvParams, what="w"):
         )
 
 
+# --------------------------------------------------------------------------------------------------------------
+# the fast paths' batch loop: chunks of samples, buffers reused, threads over the batch
+
+#: Worker threads for the batch loops of ``"strided"`` and ``"winograd"`` (``None``: ``os.cpu_count()``; ``1``:
+#: no threads). While the workers run, the BLAS is held to one thread each (threadpoolctl, when installed), so
+#: that the copies, which NumPy runs on one core, are spread over the cores as well as the products.
+THREADS = None
+#: Columns per matrix product: samples are grouped so that one product has at least this many columns
+#: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed).
+GEMM_COLUMNS = 4096
+#: Below this many multiply-adds a call is not worth the threads' start-up cost.
+THREAD_MIN_WORK = 2e7
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+_CONTROLLER = None
+
+
+def _n_threads():
+    t = THREADS if THREADS is not None else (os.cpu_count() or 1)
+    return max(1, int(t))
+
+
+def _blas_controller():
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # threads then only pay where BLAS is not already using every core
+            _CONTROLLER = False
+        else:
+            _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+def _pool(n):
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < n:
+            _POOL = ThreadPoolExecutor(max_workers=n, thread_name_prefix="convbook")
+        return _POOL
+
+
+def _chunks(n, per):
+    return [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+
+
+def _run_batch(work, n, per_gemm, macs):
+    """Call ``work(lo, hi, state)`` on consecutive sample ranges of size ``per_gemm`` covering ``range(n)``.
+
+    With several cores, a large enough problem (``macs`` multiply-adds) and threadpoolctl installed, the ranges are
+    dealt out to worker threads (each keeps its own ``state`` dict for reusable buffers) while the BLAS runs on one
+    thread. Returns the list of the workers' states (one per thread used).
+    """
+    ranges = _chunks(n, per_gemm)
+    threads = min(_n_threads(), len(ranges))
+    ctl = _blas_controller() if threads > 1 and macs >= THREAD_MIN_WORK else False
+    if not ctl:
+        state = {}
+        for lo, hi in ranges:
+            work(lo, hi, state)
+        return [state]
+    # contiguous blocks of ranges, one block per thread
+    blocks = [ranges[i::threads] for i in range(threads)]
+    states = [{} for _ in blocks]
+
+    def run_block(k):
+        for lo, hi in blocks[k]:
+            work(lo, hi, states[k])
+
+    with ctl.limit(limits=1, user_api="blas"):
+        list(_pool(threads).map(run_block, range(threads)))
+    return states
+
+
+def _buffer(state, name, shape, dtype):
+    """A scratch array kept in ``state`` and reused while its shape and dtype fit."""
+    buf = state.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = state[name] = np.empty(shape, dtype=dtype)
+    return buf
+
+
+def _per_gemm(ohw, n):
+    """Samples per product: enough for GEMM_COLUMNS columns, but at least one range per thread."""
+    per = max(1, -(-GEMM_COLUMNS // max(ohw, 1)))
+    return max(1, min(per, -(-n // _n_threads())))
+
+
 def _grouped(w, groups):
     """(F, Cg, KH, KW) -> (G, Fg, Cg*KH*KW): the block-diagonal weight matrix, one block per group."""
     f = w.shape[0]
@@ -147,11 +240,28 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, m
         out = _forward_strided(x, w, p, shape, dtype)
     else:
         _check_winograd(w.shape, p)
-        from . import winograd
-
-        out = winograd.winograd_conv2d(_pad(x, p.padding).astype(dtype, copy=False), w.astype(dtype, copy=False), m)
+        out = _winograd_batched(_pad(x, p.padding), w, m, dtype)
     if b is not None:
         out += b.astype(dtype, copy=False).reshape(1, -1, 1, 1)
+    return out
+
+
+def _winograd_batched(xpad, w, m, dtype):
+    """:func:`convbook.winograd.winograd_conv2d` over chunks of the batch (threads; bounded scratch memory)."""
+    from .winograd import winograd_conv2d
+
+    n, c, hp, wp = xpad.shape
+    f = w.shape[0]
+    oh, ow = hp - 2, wp - 2
+    xpad = xpad.astype(dtype, copy=False)
+    w = w.astype(dtype, copy=False)
+    out = np.empty((n, f, oh, ow), dtype=dtype)
+
+    def work(lo, hi, st):
+        out[lo:hi] = winograd_conv2d(xpad[lo:hi], w, m)
+
+    per = max(1, min(-(-n // _n_threads()), -(-4 * GEMM_COLUMNS // (oh * ow))))
+    _run_batch(work, n, per, n * f * oh * ow * c * 9)
     return out
 
 
@@ -171,17 +281,34 @@ def _forward_im2col(x, w, p, shape, dtype):
 
 
 def _forward_strided(x, w, p, shape, dtype):
+    """One product per group of samples, ``(F, C*KH*KW) @ (C*KH*KW, B*OH*OW)``: for B = 1 it lands in NCHW as is.
+
+    The columns of B samples are copied from the strided window view into a reused buffer (the copy the product
+    forces: a GEMM needs its operand with unit stride); peak extra memory is one such buffer per thread.
+    """
     n, c = x.shape[:2]
     f, cg, kh, kw = w.shape
     g = p.groups
+    oh, ow = shape.oh, shape.ow
+    ohw = oh * ow
     view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW), read-only
     wmat = _grouped(w.astype(dtype, copy=False), g)  # (G, Fg, Cg*KH*KW)
-    out = np.empty((n, f, shape.oh, shape.ow), dtype=dtype)
-    cols = np.empty((c, kh, kw, shape.oh, shape.ow), dtype=dtype)  # one sample's columns, reused
-    for i in range(n):
-        np.copyto(cols, view[i].transpose(0, 3, 4, 1, 2))  # (C, KH, KW, OH, OW)
-        np.matmul(wmat, cols.reshape(g, cg * kh * kw, shape.oh * shape.ow),
-                  out=out[i].reshape(g, f // g, shape.oh * shape.ow))  # (G, Fg, OH*OW)
+    out = np.empty((n, f, oh, ow), dtype=dtype)
+    per = _per_gemm(ohw, n)
+
+    def work(lo, hi, st):
+        b = hi - lo
+        cols = _buffer(st, "cols", (c, kh, kw, b, oh, ow), dtype)
+        np.copyto(cols, view[lo:hi].transpose(1, 4, 5, 0, 2, 3))  # (C, KH, KW, B, OH, OW)
+        cols2 = cols.reshape(g, cg * kh * kw, b * ohw)
+        if b == 1:
+            np.matmul(wmat, cols2, out=out[lo].reshape(g, f // g, ohw))  # (G, Fg, OH*OW): NCHW directly
+        else:
+            y = _buffer(st, "y", (g, f // g, b * ohw), dtype)
+            np.matmul(wmat, cols2, out=y)  # (G, Fg, B*OH*OW)
+            out[lo:hi].reshape(b, f, ohw)[...] = y.reshape(f, b, ohw).transpose(1, 0, 2)
+
+    _run_batch(work, n, per, n * f * ohw * cg * kh * kw)
     return out
 
 
@@ -291,9 +418,50 @@ def _grad_input_col2im(dout, w, x_shape, p, method):
             dcols[:, gi * cg * kh * kw : (gi + 1) * cg * kh * kw] = dy[:, fs].astype(dtype) @ wmat_t[gi].T
         d6 = dcols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, KH, KW, OH, OW)
         return _col2im_6d(d6, x_shape, p, dtype)
-    dy = dout.astype(dtype, copy=False).reshape(n, g, f // g, oh * ow)  # (N, G, Fg, OH*OW)
-    d6 = np.matmul(wmat_t, dy)  # (N, G, Cg*KH*KW, OH*OW)
-    return _col2im_6d(d6.reshape(n, c, kh, kw, oh, ow), x_shape, p, dtype)
+    return _grad_input_col2im_strided(dout, wmat_t, x_shape, (kh, kw), p, dtype)
+
+
+def _grad_input_col2im_strided(dout, wmat_t, x_shape, khw, p, dtype):
+    """Per group of B samples: ``dcols = K'^T . dY'`` into a reused buffer, then the KH*KW slice-adds into dx."""
+    n, c, h, wd = x_shape
+    g, ckk, fg = wmat_t.shape
+    f = g * fg
+    kh, kw = khw
+    oh, ow = dout.shape[2:]
+    ohw = oh * ow
+    (sh, sw), (dh, dw) = p.stride, p.dilation
+    pt, pb, pl, pr = p.padding
+    hp, wp = h + pt + pb, wd + pl + pr
+    wmat_t = np.ascontiguousarray(wmat_t)
+    dout = dout.astype(dtype, copy=False)
+    padded = any(p.padding)
+    dx = np.empty(x_shape, dtype=dtype) if padded else np.zeros(x_shape, dtype=dtype)
+
+    def work(lo, hi, st):
+        b = hi - lo
+        if b == 1:
+            dy = dout[lo].reshape(g, fg, ohw)
+        else:
+            dy = _buffer(st, "dy", (f, b, ohw), dtype)
+            np.copyto(dy, dout[lo:hi].reshape(b, f, ohw).transpose(1, 0, 2))  # (F, B, OH*OW)
+            dy = dy.reshape(g, fg, b * ohw)
+        dcols = _buffer(st, "dcols", (g, ckk, b * ohw), dtype)
+        np.matmul(wmat_t, dy, out=dcols)  # (G, Cg*KH*KW, B*OH*OW)
+        d6 = dcols.reshape(c, kh, kw, b, oh, ow)  # (C, KH, KW, B, OH, OW)
+        if padded:
+            dxp = _buffer(st, "dxp", (c, b, hp, wp), dtype)
+            dxp.fill(0)
+        else:
+            dxp = dx[lo:hi].transpose(1, 0, 2, 3)  # (C, B, H, W) view of the result
+        for pi in range(kh):
+            for qj in range(kw):
+                r0, c0 = dh * pi, dw * qj
+                dxp[:, :, r0 : r0 + sh * (oh - 1) + 1 : sh, c0 : c0 + sw * (ow - 1) + 1 : sw] += d6[:, pi, qj]
+        if padded:
+            dx[lo:hi] = dxp[:, :, pt : pt + h, pl : pl + wd].transpose(1, 0, 2, 3)
+
+    _run_batch(work, n, _per_gemm(ohw, n), n * f * ohw * ckk)
+    return dx
 
 
 def rot180(w):
@@ -411,9 +579,7 @@ def _grad_input_rot180(dout, w, x_shape, p, method, m):
     wt = rot180(_transpose_groups(w, p.groups)).astype(dtype, copy=False)  # (C, Fg, KH, KW), turned
     inner = "strided" if method in ("strided", "im2col") else method
     if inner == "winograd":
-        from . import winograd
-
-        return winograd.winograd_conv2d(big, wt, m)
+        return _winograd_batched(big, wt, m, dtype)
     return conv2d_forward(big, wt, stride=1, padding=0, dilation=(dh, dw), groups=p.groups, method=inner)
 
 
@@ -465,14 +631,56 @@ def conv2d_grad_weight(dout, x, w_shape, *, stride=1, padding=0, dilation=1, gro
             cols = im2col_loop(xpad, (kh, kw), stride=p.stride, dilation=p.dilation)  # (N*OH*OW, Cg*KH*KW)
             dw[gi * fg : (gi + 1) * fg] = dy[:, gi * fg : (gi + 1) * fg].T.astype(dtype) @ cols  # (Fg, Cg*KH*KW)
         return dw.reshape(w_shape)
+    return _grad_weight_strided(dout, x, w_shape, p, dtype)
+
+
+def _grad_weight_strided(dout, x, w_shape, p, dtype):
+    """``dW' = sum over sample groups of dY'_B . X'_B^T``: the forward's column buffer, one partial sum per thread."""
+    f, cg, kh, kw = w_shape
+    g = p.groups
+    n, c = x.shape[:2]
+    oh, ow = dout.shape[2:]
+    ohw = oh * ow
     view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW)
-    dwmat = np.zeros((g, f // g, cg * kh * kw), dtype=dtype)
-    cols = np.empty((c, kh, kw, oh, ow), dtype=dtype)
-    for i in range(n):
-        np.copyto(cols, view[i].transpose(0, 3, 4, 1, 2))  # (C, KH, KW, OH, OW)
-        dy = dout[i].astype(dtype, copy=False).reshape(g, f // g, oh * ow)  # (G, Fg, OH*OW)
-        dwmat += np.matmul(dy, cols.reshape(g, cg * kh * kw, oh * ow).transpose(0, 2, 1))  # (G, Fg, Cg*KH*KW)
-    return dwmat.reshape(w_shape)
+    dout = dout.astype(dtype, copy=False)
+
+    def work(lo, hi, st):
+        b = hi - lo
+        cols = _buffer(st, "cols", (c, kh, kw, b, oh, ow), dtype)
+        np.copyto(cols, view[lo:hi].transpose(1, 4, 5, 0, 2, 3))  # (C, KH, KW, B, OH, OW)
+        if b == 1:
+            dy = dout[lo].reshape(g, f // g, ohw)  # (G, Fg, OH*OW), a view
+        else:
+            dy = _buffer(st, "dy", (f, b, ohw), dtype)
+            np.copyto(dy, dout[lo:hi].reshape(b, f, ohw).transpose(1, 0, 2))  # (F, B, OH*OW)
+            dy = dy.reshape(g, f // g, b * ohw)
+        part = np.matmul(dy, cols.reshape(g, cg * kh * kw, b * ohw).transpose(0, 2, 1))  # (G, Fg, Cg*KH*KW)
+        if "dw" in st:
+            st["dw"] += part
+        else:
+            st["dw"] = part
+
+    states = _run_batch(work, n, _per_gemm(ohw, n), n * f * ohw * cg * kh * kw)
+    dw = states[0]["dw"]
+    for st in states[1:]:
+        dw += st["dw"]
+    return dw.reshape(w_shape)
+
+
+def _fast_route(x_shape, w_shape, p):
+    """The input-gradient route ``conv2d_backward(method="strided")`` takes: a rule measured on this machine.
+
+    Both routes do the same multiplications at stride 1; they differ in the memory they move. col2im writes
+    ``C*KH*KW`` column rows per output pixel and adds them back (KH*KW slice-adds over the input); rot180 copies
+    ``F*KH*KW`` window rows of ``dout`` (the gradient's im2col) and writes ``C`` outputs per pixel. So rot180 wins
+    when ``F <= C``, and col2im when ``F > C`` (measured on shapes a-e of the benchmark plus 1x1-to-wide and
+    wide-to-narrow layers, see the chapter "How fast is it?"). At stride S > 1, rot180 also multiplies the
+    ``S*S - 1`` inserted zeros out of every ``S*S``: col2im, unless ``F * SH * SW <= C``.
+    """
+    f = w_shape[0]
+    c = x_shape[1]
+    sh, sw = p.stride
+    return "rot180" if f * sh * sw <= c else "col2im"
 
 
 def conv2d_backward(dout, x, w, *, stride=1, padding=0, dilation=1, groups=1, method="strided", m=None):
@@ -507,7 +715,8 @@ def conv2d_backward(dout, x, w, *, stride=1, padding=0, dilation=1, groups=1, me
         return reference.conv2d_backward_reference(dout, x, w, stride=p.stride, padding=padding,
                                                    dilation=p.dilation, groups=p.groups)
     kw_ = dict(stride=p.stride, padding=padding, dilation=p.dilation, groups=p.groups)
-    dx = conv2d_grad_input(dout, w, x.shape, method=method, m=m, **kw_)
+    route = _fast_route(x.shape, w.shape, p) if method == "strided" else "col2im"
+    dx = conv2d_grad_input(dout, w, x.shape, method=method, m=m, route=route, **kw_)
     dw = conv2d_grad_weight(dout, x, w.shape, method="strided" if method == "winograd" else method, **kw_)
     db = conv2d_grad_bias(dout).astype(np.result_type(dout, x, w), copy=False)
     return dx, dw, db
