@@ -1,0 +1,218 @@
+"""The built HTML book in a real headless browser (Debian's chromium, driven by playwright).
+
+Runs after the book is built (`make test` calls it last). For every page of `_build/html`, served
+from 127.0.0.1 with no internet: no console error or uncaught exception, no failed or 404 local
+request, no request to the internet except matplotlib's optional icon stylesheet, no local link to
+a missing file or anchor, maths typeset by the vendored MathJax without errors, saved widget state
+drawn by the vendored widget manager, and every `to_jshtml` animation playing when Play is clicked.
+
+Skips (saying why) when the book is not built or chromium is not installed; `.ci/run` installs it.
+Environment: CONVBOOK_HTML (default `_build/html`), CHROMIUM (default `/usr/bin/chromium`).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = Path(os.environ.get("CONVBOOK_HTML", ROOT / "_build" / "html")).resolve()
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+SKIP_PAGES = {"genindex.html", "search.html"}
+# matplotlib's to_jshtml links a FontAwesome 4 stylesheet from a CDN for its player icons; the
+# theme's own FontAwesome draws them, so offline the request may fail harmlessly. It is answered
+# with an empty stylesheet here instead of failing (a failed load is a console error).
+ALLOWED_EXTERNAL = re.compile(r"^https://maxcdn\.bootstrapcdn\.com/font-awesome/[\d.]+/css/font-awesome\.min\.css$")
+
+
+def _pages() -> list[Path]:
+    if not HTML.is_dir():
+        return []
+    pages = [p for p in sorted(HTML.rglob("*.html")) if not p.relative_to(HTML).parts[0].startswith("_")]
+    return [p for p in pages if p.relative_to(HTML).as_posix() not in SKIP_PAGES]
+
+
+def _skip_reason() -> str | None:
+    if not (HTML / "index.html").is_file():
+        return f"the book is not built: {HTML / 'index.html'} is missing (run `make book` first)"
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        return f"no chromium binary at {CHROMIUM} (install Debian's: apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[book]')"
+    return None
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking"],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _ids(path: Path) -> set[str]:
+    return set(re.findall(r'\bid="([^"]+)"', path.read_text(encoding="utf-8")))
+
+
+def _check_local_links(page, base: str, page_path: Path) -> list[str]:
+    broken = []
+    hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+    for href in sorted(set(hrefs)):
+        if not href.startswith(base + "/"):
+            continue
+        url, fragment = urldefrag(href)
+        rel = unquote(urlsplit(url).path).lstrip("/")
+        target = HTML / rel
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(f"{href} -> missing {target.relative_to(HTML)}")
+        elif fragment and target.suffix == ".html" and unquote(fragment) not in _ids(target):
+            broken.append(f"{href} -> no id {fragment!r} in {target.relative_to(HTML)}")
+    return broken
+
+
+def _check_maths(page) -> list[str]:
+    n_math = page.locator(".math").count()
+    if n_math == 0:
+        return []
+    try:
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=15_000)
+        page.evaluate("() => MathJax.startup.promise")
+    except Exception as err:  # playwright's TimeoutError or a JS error
+        return [f"{n_math} maths elements but MathJax never started ({type(err).__name__})"]
+    problems = []
+    typeset = page.locator(".math mjx-container").count()
+    if typeset < n_math:
+        problems.append(f"MathJax typeset {typeset} of {n_math} maths elements")
+    errors = page.locator("mjx-merror, [data-mjx-error]").count()
+    if errors:
+        first = page.locator("mjx-merror, [data-mjx-error]").first.get_attribute("data-mjx-error")
+        problems.append(f"{errors} TeX errors, e.g. {first!r}")
+    return problems
+
+
+def _check_widgets(page) -> list[str]:
+    n_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    if n_views == 0:
+        return []
+    try:
+        page.wait_for_function(
+            f"() => document.querySelectorAll('.widget-subarea > *').length >= {n_views}", timeout=15_000
+        )
+    except Exception:
+        drawn = page.locator(".widget-subarea > *").count()
+        return [f"{drawn} of {n_views} saved widgets were drawn"]
+    return []
+
+
+def _check_animations(page) -> list[str]:
+    problems = []
+    animations = page.locator("div.animation")
+    for k in range(animations.count()):
+        anim = animations.nth(k)
+        anim.scroll_into_view_if_needed()
+        slider = anim.locator("input.anim-slider")
+        if slider.count() != 1:
+            problems.append(f"animation {k}: no slider")
+            continue
+        n_frames = int(slider.get_attribute("max") or 0) + 1  # set from the frames when the player starts
+        if n_frames < 2:
+            problems.append(f"animation {k}: {n_frames} frame")
+            continue
+        anim.locator('button[title="First frame"]').click()
+        start_value = slider.input_value()
+        start_src = anim.locator("img").first.get_attribute("src")
+        anim.locator('button[title="Play"]').click()
+        values = {start_value}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(values) < 3:
+            page.wait_for_timeout(100)
+            values.add(slider.input_value())
+        src = anim.locator("img").first.get_attribute("src")
+        anim.locator('button[title="Pause"]').click()
+        if len(values) < 3:
+            problems.append(f"animation {k}: slider stayed at {sorted(values)} after Play ({n_frames} frames)")
+        elif src == start_src:
+            problems.append(f"animation {k}: the slider moved but the image did not change")
+    return problems
+
+
+@pytest.mark.parametrize("rel", [p.relative_to(HTML).as_posix() for p in _pages()] or ["index.html"])
+def test_page_in_browser(browser, server, rel):
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    console_errors, page_errors, failed, external = [], [], [], []
+
+    def on_route(route):
+        url = route.request.url
+        if url.startswith(server + "/"):
+            route.continue_()
+        elif ALLOWED_EXTERNAL.match(url):
+            route.fulfill(status=200, content_type="text/css", body="")
+        else:
+            external.append(url)
+            route.fulfill(status=204, body="")
+
+    context.route("**/*", on_route)
+    page.on("console", lambda m: console_errors.append(f"{m.text} @ {m.location.get('url')}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: page_errors.append(str(e)))
+    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}") if r.url.startswith(server) else None)
+    page.on("response", lambda r: failed.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None)
+    try:
+        page.goto(f"{server}/{rel}", wait_until="load")
+        page.wait_for_load_state("networkidle")
+        problems = []
+        problems += _check_maths(page)
+        problems += _check_widgets(page)
+        problems += _check_animations(page)
+        problems += [f"broken link: {b}" for b in _check_local_links(page, server, HTML / rel)]
+        page.wait_for_timeout(200)
+        problems += [f"console error: {e}" for e in console_errors]
+        problems += [f"uncaught exception: {e}" for e in page_errors]
+        problems += [f"failed request: {f}" for f in failed]
+        problems += [f"request to the internet: {u}" for u in external]
+    finally:
+        context.close()
+    assert not problems, f"{rel}:\n  " + "\n  ".join(problems)
