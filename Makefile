@@ -73,8 +73,9 @@ test: install
 	@$(MAKE) --no-print-directory check-index
 	$(call step,browser test of the built book,$(PYTEST) tests/test_browser.py -m browser)
 
+# (as root, e.g. in a container, JupyterLab refuses to start without --allow-root)
 lab: install
-	$(BIN)/jupyter lab --ServerApp.root_dir=book
+	$(BIN)/jupyter lab --ServerApp.root_dir=book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
