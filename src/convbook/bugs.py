@@ -14,6 +14,7 @@ functions themselves do not say.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -139,6 +140,32 @@ def _run(check_name, fn, settings, tol, compute):
     return Verdict(name, all(ok for _, ok, _ in rows), tuple(rows))
 
 
+def _cols(s):
+    """A random column matrix shaped like im2col's for setting ``s``."""
+    kw = dict(stride=s.stride, padding=s.padding, dilation=s.dilation)
+    x, _, _ = s.arrays()
+    return np.random.default_rng(1).standard_normal(im2col(x, s.w_shape[2:], **kw).shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _finite_differences(what, s):
+    """The float64 finite-difference answer a check compares with; computed once per setting (inputs are seeded).
+
+    ``"dx"``, ``"dw"``: gradients of ``sum(conv2d_forward(x, w) * dout)``; ``"cols"``: col2im's definition, the
+    gradient of ``sum(im2col(x) * cols)`` with respect to ``x``. Read-only.
+    """
+    x, w, dout = s.arrays()
+    if what == "dx":
+        want = numeric_vjp(lambda x_: conv2d_forward(x_, w, **s.kwargs), x, dout)
+    elif what == "dw":
+        want = numeric_vjp(lambda w_: conv2d_forward(x, w_, **s.kwargs), w, dout)
+    else:
+        kw = dict(stride=s.stride, padding=s.padding, dilation=s.dilation)
+        want = numeric_vjp(lambda x_: im2col(x_, s.w_shape[2:], **kw), x, _cols(s))
+    want.flags.writeable = False
+    return want
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The checks
 
@@ -168,8 +195,7 @@ def check_grad_input(fn, settings=SETTINGS, *, tol=1e-6):
 
     def compute(s):
         x, w, dout = s.arrays()
-        want = numeric_vjp(lambda x_: conv2d_forward(x_, w, **s.kwargs), x, dout)
-        return fn(dout, w, s.x_shape, **s.kwargs), want
+        return fn(dout, w, s.x_shape, **s.kwargs), _finite_differences("dx", s)
 
     return _run("check_grad_input", fn, settings, tol, compute)
 
@@ -194,8 +220,7 @@ def check_grad_weight(fn, settings=SETTINGS, *, tol=1e-6):
 
     def compute(s):
         x, w, dout = s.arrays()
-        want = numeric_vjp(lambda w_: conv2d_forward(x, w_, **s.kwargs), w, dout)
-        return fn(dout, x, s.w_shape, **s.kwargs), want
+        return fn(dout, x, s.w_shape, **s.kwargs), _finite_differences("dw", s)
 
     return _run("check_grad_weight", fn, settings, tol, compute)
 
@@ -224,11 +249,8 @@ def check_col2im(fn, settings=SETTINGS, *, tol=1e-6):
 
     def compute(s):
         kw = dict(stride=s.stride, padding=s.padding, dilation=s.dilation)
-        x, _, _ = s.arrays()
-        k = s.w_shape[2:]
-        cols = np.random.default_rng(1).standard_normal(im2col(x, k, **kw).shape)
-        want = numeric_vjp(lambda x_: im2col(x_, k, **kw), x, cols)
-        return fn(cols, s.x_shape, k, **kw), want
+        cols = _cols(s)
+        return fn(cols, s.x_shape, s.w_shape[2:], **kw), _finite_differences("cols", s)
 
     return _run("check_col2im", fn, settings, tol, compute)
 
