@@ -209,8 +209,11 @@ class _Diagram:
         self.fs = float(np.clip(0.42 * self.pt, 5, 12))  # label font size
 
     def grid(self, values, x0, y0, face, *, text=None, edge="#444444", lw=0.6, hatch=None, color="black",
-             shape=None, fontscale=1.0):
-        """Cells of a 2-D grid with top-left corner (x0, y0). ``face`` is one colour or an array of colours."""
+             shape=None, fontscale=1.0, name=None):
+        """Cells of a 2-D grid with top-left corner (x0, y0). ``face`` is one colour or an array of colours.
+
+        Each number is a Text with gid ``"{name}[i,j]"``, so tests can read back what a picture shows.
+        """
         if values is not None:
             values = np.asarray(values, dtype=float)
             shape = values.shape
@@ -235,7 +238,7 @@ class _Diagram:
                         c = color[i][j] if isinstance(color, list) else color
                         if text[i][j]:
                             self.ax.text(x0 + j + 0.5, y0 + i + 0.53, text[i][j], ha="center", va="center",
-                                         fontsize=size, color=c)
+                                         fontsize=size, color=c, gid=f"{name}[{i},{j}]" if name else None)
 
     def hatch(self, cells, x0, y0, color):
         """Hatch some cells (marks 'never read' without hiding their numbers)."""
@@ -252,16 +255,16 @@ class _Diagram:
     def title(self, s, *, scale=1.0, weight="bold"):
         """Bold heading on the top row, shrunk to fit the width."""
         size = min(self.fs * scale, 0.97 * self.width * self.pt / (0.62 * max(len(s), 1)))
-        self.ax.text(0, 0.5, s, ha="left", va="center", fontsize=size, weight=weight)
+        self.ax.text(0, 0.5, s, ha="left", va="center", fontsize=size, weight=weight, gid="title")
 
-    def lines(self, x, y, lines, *, width=None, scale=1.0, color="black"):
+    def lines(self, x, y, lines, *, width=None, scale=1.0, color="black", name="text"):
         """A block of text lines from (x, y) down, shrunk to fit ``width`` cells."""
         width = width or (self.width - x - 0.2)
         longest = max(len(s) for s in lines)
         size = min(self.fs * scale, 0.95 * width * self.pt / (0.6 * max(longest, 1)))
         step = 1.25 * size / self.pt
         for k, s in enumerate(lines):
-            self.ax.text(x, y + k * step, s, ha="left", va="top", fontsize=size, color=color, family="DejaVu Sans")
+            self.ax.text(x, y + k * step, s, ha="left", va="top", fontsize=size, color=color, gid=f"{name}{k}")
         return y + len(lines) * step
 
     def done(self):
@@ -337,7 +340,7 @@ def plot_sliding_window(x=None, w=None, *, stride=2, padding=1, dilation=1, posi
     for a in range(x.shape[0]):
         for b in range(x.shape[1]):
             faces[pt + a][pl + b] = tint("input")
-    d.grid(vals, 0, top, faces)
+    d.grid(vals, 0, top, faces, name="X")
     r0, c0 = i * sh, j * sw
     d.outline(c0, top + r0, dw * (kw - 1) + 1, dh * (kh - 1) + 1, ls="--", lw=1.2)
     for a in range(kh):
@@ -345,7 +348,7 @@ def plot_sliding_window(x=None, w=None, *, stride=2, padding=1, dilation=1, posi
             d.outline(c0 + b * dw, top + r0 + a * dh, 1, 1)
     d.text(0, top - 0.35, "X, zero-padded", scale=0.9)
     # kernel
-    d.grid(w, xk, top, tint("kernel"))
+    d.grid(w, xk, top, tint("kernel"), name="K")
     d.text(xk, top - 0.35, "K", scale=0.9)
     # output so far
     faces = _faces((oh, ow), (1.0, 1.0, 1.0))
@@ -355,7 +358,7 @@ def plot_sliding_window(x=None, w=None, *, stride=2, padding=1, dilation=1, posi
             if a * ow + b <= i * ow + j:
                 faces[a][b] = tint("output")
                 text[a][b] = _fmt(y[a, b])
-    d.grid(None, xo, top, faces, shape=(oh, ow), text=text)
+    d.grid(None, xo, top, faces, shape=(oh, ow), text=text, name="Y")
     d.outline(xo + j, top + i, 1, 1)
     d.text(xo, top - 0.35, "Y", scale=0.9)
     d.lines(0, top + body + 0.4, lines)
@@ -430,25 +433,25 @@ def plot_im2col(x=None, w=None, *, stride=1, padding=0, dilation=1, row=0, ax=No
     for a in range(x.shape[0]):
         for b in range(x.shape[1]):
             faces[pt + a][pl + b] = tint("input")
-    d.grid(vals, 0, top, faces)
+    d.grid(vals, 0, top, faces, name="X")
     for a in range(kh):
         for b in range(kw):
             d.outline(j * sw + b * dw, top + i * sh + a * dh, 1, 1)
     d.text(0, top - 0.35, "X", scale=0.9)
     faces = [[tint("input", 0.25 if r != row else 0.6) for _ in range(kk)] for r in range(nrows)]
-    d.grid(cols, xc, top, faces)
+    d.grid(cols, xc, top, faces, name="cols")
     d.outline(xc, top + row, kk, 1)
     d.text(xc, top - 0.35, "X' = im2col(X)", scale=0.9)
     d.text(xk - 0.65, top + nrows / 2, "·", ha="center", scale=1.6)
-    d.grid(w.reshape(-1, 1), xk, top, tint("kernel"))
+    d.grid(w.reshape(-1, 1), xk, top, tint("kernel"), name="K")
     d.text(xk, top - 0.35, "K'", scale=0.9)
     d.text(xv - 0.65, top + nrows / 2, "=", ha="center", scale=1.3)
     faces = [[tint("output", 0.25 if r != row else 0.6)] for r in range(nrows)]
-    d.grid(vec.reshape(-1, 1), xv, top, faces)
+    d.grid(vec.reshape(-1, 1), xv, top, faces, name="vec")
     d.outline(xv, top + row, 1, 1)
     d.text(xv, top - 0.35, "Y'", scale=0.9)
     d.text(xv + 1.15, top + nrows / 2, "reshape\n→", scale=0.75)
-    d.grid(y, xo, top, tint("output"))
+    d.grid(y, xo, top, tint("output"), name="Y")
     d.outline(xo + j, top + i, 1, 1)
     d.text(xo, top - 0.35, "Y", scale=0.9)
     return d.done()
@@ -520,12 +523,12 @@ def plot_output_size(input_size=6, kernel_size=3, *, stride=2, padding=0, dilati
     d = _Diagram(ax, max(xo + s.ow + 0.3, 22), top + body + 0.5 + _lines_needed(len(lines)))
     d.title(f"input {h}×{wd}, kernel {kh}×{kw}, stride {p.stride}, padding {p.padding[::2]}, "
            f"dilation {p.dilation}  →  output {s.oh}×{s.ow}")
-    d.grid(counts, 0, top, faces)
+    d.grid(counts, 0, top, faces, name="counts")
     d.hatch(hatched, 0, top, PALETTE["unused"])
     d.outline(0, top, dw * (kw - 1) + 1, dh * (kh - 1) + 1, lw=2.0)
     d.outline((s.ow - 1) * sw, top + (s.oh - 1) * sh, dw * (kw - 1) + 1, dh * (kh - 1) + 1, lw=2.0, ls="--")
     d.text(0, top - 0.35, "padded X", scale=0.85)
-    d.grid(None, xo, top, tint("output"), shape=(s.oh, s.ow))
+    d.grid(None, xo, top, tint("output"), shape=(s.oh, s.ow), name="Y")
     d.text(xo, top - 0.35, "Y", scale=0.9)
     d.lines(0, top + body + 0.4, lines, width=d.width - 0.2)
     return d.done()
@@ -602,7 +605,7 @@ def plot_groups(in_channels=4, out_channels=4, *, groups=2, kernel_size=3, ax=No
             if conn[ci, fo]:
                 q = ci - (fo // (f // g)) * cg  # which slice of filter fo meets channel ci
                 d.ax.plot([xi + 2, xw + q * sp], [yc(ci, c) + 0.5, yc(fo, f) + 0.5],
-                          color=PALETTE["highlight"], lw=1.0, alpha=0.8, zorder=0.5)
+                          color=PALETTE["highlight"], lw=1.0, alpha=0.8, zorder=0.5, gid=f"conn{ci},{fo}")
     for gi in range(g if g > 1 else 0):
         y0 = min(yc(gi * cg, c), yc(gi * (f // g), f)) - 0.15
         y1 = max(yc((gi + 1) * cg - 1, c), yc((gi + 1) * (f // g) - 1, f)) + 1.15
@@ -611,7 +614,8 @@ def plot_groups(in_channels=4, out_channels=4, *, groups=2, kernel_size=3, ax=No
     d.text(xw, top - 0.45, "filters: C/groups slices each", scale=0.8)
     d.text(xo, top - 0.45, "outputs", scale=0.8)
     d.lines(0, height - 1.05, [f"each output channel sees {cg} of {c} input channels; weights F·(C/groups)·k² = "
-                               f"{f}·{cg}·{kernel_size**2} = {f * cg * kernel_size**2} (dense: {f * c * kernel_size**2})"],
+                               f"{f}·{cg}·{kernel_size**2} = {f * cg * kernel_size**2} "
+                               f"(dense: {f * c * kernel_size**2})"],
             scale=0.85)
     return d.done()
 
@@ -644,7 +648,7 @@ def _grad_weight_data(x, dout, kernel_size, stride, padding, dilation):
 
 
 def plot_grad_weight(x=None, dout=None, *, kernel_size=2, stride=1, padding=0, dilation=1, entry=(0, 0), ax=None):
-    """∇K[p, q] = Σ ∇Y[i, j] · X[i·S + p·D, j·S + q·D]: the X cells each ∇Y entry weights, for one kernel entry.
+    """∇K[p, q] = Σ ∇Y[i, j]·X[i·S + p·D, j·S + q·D]: the X cells each ∇Y entry weights, for one kernel entry.
 
     Parameters
     ----------
@@ -685,15 +689,15 @@ def plot_grad_weight(x=None, dout=None, *, kernel_size=2, stride=1, padding=0, d
     for r in range(x.shape[0]):
         for c in range(x.shape[1]):
             faces[pt + r][pl + c] = tint("input")
-    d.grid(vals, 0, top, faces)
+    d.grid(vals, 0, top, faces, name="X")
     for i in range(oh):
         for j in range(ow):
             d.outline(j * sw + b * dw_, top + i * sh + a * dh, 1, 1, lw=2.0)
     d.text(0, top - 0.35, "X (cells used by this entry)", scale=0.85)
-    d.grid(xs, x1, top, tint("input", 0.6))
+    d.grid(xs, x1, top, tint("input", 0.6), name="Xs")
     d.text(x1, top - 0.35, f"X[·+{a}, ·+{b}]", scale=0.85)
     d.text(x2 - 0.7, top + oh / 2, "⊙", ha="center", scale=1.3)
-    d.grid(dout, x2, top, tint("gradient"))
+    d.grid(dout, x2, top, tint("gradient"), name="dY")
     d.text(x2, top - 0.35, "∇Y", scale=0.85)
     d.text(x2 + ow + 0.25, top + oh / 2, "Σ→", scale=1.0)
     faces = _faces((kh, kw), (1.0, 1.0, 1.0))
@@ -703,7 +707,7 @@ def plot_grad_weight(x=None, dout=None, *, kernel_size=2, stride=1, padding=0, d
             if r * kw + c <= a * kw + b:
                 faces[r][c] = tint("gradient")
                 text[r][c] = _fmt(dw[r, c])
-    d.grid(None, x3, top, faces, shape=(kh, kw), text=text)
+    d.grid(None, x3, top, faces, shape=(kh, kw), text=text, name="dK")
     d.outline(x3 + b, top + a, 1, 1)
     d.text(x3, top - 0.35, "∇K", scale=0.85)
     d.lines(0, top + body + 0.4, lines)
@@ -786,7 +790,7 @@ def plot_grad_input_map(input_size=6, kernel_size=3, *, stride=2, padding=0, dil
             if counts[a, b] == 0:
                 faces[pt + a][pl + b] = tint("unused", 0.3)
                 hatched.append((pt + a, pl + b))
-    d.grid(vals, 0, top, faces)
+    d.grid(vals, 0, top, faces, name="counts")
     d.hatch(hatched, 0, top, PALETTE["unused"])
     d.outline(pl + c, top + pt + r, 1, 1, lw=3.0)
     d.text(0, top - 0.35, "X (∇X reach counts)", scale=0.85)
@@ -797,10 +801,10 @@ def plot_grad_input_map(input_size=6, kernel_size=3, *, stride=2, padding=0, dil
         faces[i][j] = tint("gradient")
         text[i][j] = f"K{a}{b}"
         used_k.add((a, b))
-    d.grid(None, x1, top, faces, shape=(s.oh, s.ow), text=text)
+    d.grid(None, x1, top, faces, shape=(s.oh, s.ow), text=text, name="dY")
     d.text(x1, top - 0.35, "∇Y (via weight)", scale=0.85)
     faces = [[tint("kernel", 0.7 if (a, b) in used_k else 0.15) for b in range(kw)] for a in range(kh)]
-    d.grid(None, x2, top, faces, shape=(kh, kw), text=[[f"{a}{b}" for b in range(kw)] for a in range(kh)])
+    d.grid(None, x2, top, faces, shape=(kh, kw), text=[[f"{a}{b}" for b in range(kw)] for a in range(kh)], name="K")
     for a, b in used_k:
         d.outline(x2 + b, top + a, 1, 1, lw=1.8)
     d.text(x2, top - 0.35, "K", scale=0.85)
@@ -808,7 +812,7 @@ def plot_grad_input_map(input_size=6, kernel_size=3, *, stride=2, padding=0, dil
     return d.done()
 
 
-def animate_grad_input_map(input_size=6, kernel_size=3, *, stride=2, padding=0, dilation=1, dpi=72):
+def animate_grad_input_map(input_size=5, kernel_size=3, *, stride=2, padding=0, dilation=1, dpi=72):
     """:func:`plot_grad_input_map` for every pixel of X in turn (sub-sampled past 36)."""
     h, wd = _pair(input_size, "input_size")
     pixels = [divmod(k, wd) for k in _sample(h * wd)]
@@ -899,7 +903,8 @@ def plot_full_conv(dout=None, w=None, *, stride=2, padding=0, dilation=1, input_
     xf = xk + kw + 1.6
     win = big[i : i + eh + 1 : dh, j : j + ew + 1 : dw]
     terms = [f"{_paren(win[a, b])}·{_paren(wr[a, b])}" for a in range(kh) for b in range(kw) if win[a, b] != 0]
-    head = f"∇X[{i - pt},{j - pl}] = " if (pt <= i < pt + h and pl <= j < pl + wd) else f"(padding, cropped) [{i},{j}] = "
+    inside = pt <= i < pt + h and pl <= j < pl + wd
+    head = f"∇X[{i - pt},{j - pl}] = " if inside else f"(padding, cropped) [{i},{j}] = "
     if terms:
         lines = _wrap_terms(terms, 4, head + "Σ window ⊙ rot180(K), non-zero terms:", f"  = {_fmt(full[i, j])}")
     else:
@@ -909,14 +914,14 @@ def plot_full_conv(dout=None, w=None, *, stride=2, padding=0, dilation=1, input_
     d = _Diagram(ax, xf + wp + 0.3, top + body + 0.5 + _lines_needed(len(lines)))
     d.title(f"∇Y dilated by stride {p.stride} (yellow zeros), padded by D(K−1) = ({eh},{ew}), "
            f"⋆ rot180(K)")
-    d.grid(big, 0, top, faces)
+    d.grid(big, 0, top, faces, name="big")
     for a in range(kh):
         for b in range(kw):
             d.outline(j + b * dw, top + i + a * dh, 1, 1)
     d.text(0, top - 0.35, "pad(dilate(∇Y))", scale=0.85)
-    d.grid(wr, xk, top, tint("kernel"))
+    d.grid(wr, xk, top, tint("kernel"), name="rotK")
     d.text(xk, top - 0.35, "rot180(K)", scale=0.85)
-    d.grid(w, xk, top + kh + 1.3, tint("kernel", 0.2))
+    d.grid(w, xk, top + kh + 1.3, tint("kernel", 0.2), name="K")
     d.text(xk, top + kh + 0.95, "K", scale=0.85)
     faces = _faces((hp, wp), tint("padding", 0.35))
     text = [["" for _ in range(wp)] for _ in range(hp)]
@@ -928,7 +933,7 @@ def plot_full_conv(dout=None, w=None, *, stride=2, padding=0, dilation=1, input_
                 text[a][b] = _fmt(full[a, b])
             elif pt <= a < pt + h and pl <= b < pl + wd:
                 faces[a][b] = (1.0, 1.0, 1.0)
-    d.grid(None, xf, top, faces, shape=(hp, wp), text=text)
+    d.grid(None, xf, top, faces, shape=(hp, wp), text=text, name="dXp")
     d.outline(xf + pl, top + pt, wd, h, color=PALETTE["gradient"], lw=1.5, ls="--")
     d.outline(xf + j, top + i, 1, 1)
     d.text(xf, top - 0.35, "∇X" + (" (grey: padding, cropped)" if any(p.padding) else ""), scale=0.85)
@@ -1001,7 +1006,7 @@ def plot_col2im(dout=None, w=None, *, stride=1, padding=0, dilation=1, input_siz
     d.title(f"col2im: ∇X' = ∇Y'·K'ᵀ ({nrows}×{kk}), one row per window, added back"
            f" ({upto}/{nrows} rows)")
     faces = [[tint("gradient", 0.6 if r < upto else 0.12) for _ in range(kk)] for r in range(nrows)]
-    d.grid(dcols, xc, top, faces)
+    d.grid(dcols, xc, top, faces, name="dcols")
     if row >= 0:
         d.outline(xc, top + row, kk, 1)
     d.text(xc, top - 0.35, "∇X' = ∇Y'·K'ᵀ", scale=0.85)
@@ -1010,13 +1015,13 @@ def plot_col2im(dout=None, w=None, *, stride=1, padding=0, dilation=1, input_siz
     for a in range(h):
         for b in range(wd):
             faces[pt + a][pl + b] = tint("gradient") if upto == nrows else tint("gradient", 0.35)
-    d.grid(acc, xg, top, faces)
+    d.grid(acc, xg, top, faces, name="acc")
     if row >= 0:
         for a in range(kh):
             for b in range(kw):
                 d.outline(xg + j * sw + b * dw, top + i * sh + a * dh, 1, 1)
     d.text(xg, top - 0.35, "∇X (running sums)" if upto < nrows else "∇X", scale=0.85)
-    d.grid(counts, xg, top + hp + 1.3, tint("input", 0.3))
+    d.grid(counts, xg, top + hp + 1.3, tint("input", 0.3), name="counts")
     d.text(xg, top + hp + 0.95, "windows per pixel", scale=0.85)
     if upto == nrows:
         ok = np.allclose(acc[pt : pt + h, pl : pl + wd], dx)
@@ -1076,7 +1081,8 @@ def plot_rot180(w=None, *, ax=None):
         for ci in range(cin):
             for co in range(cout):
                 sl = w[:, :, ci, co] if t == 0 else (r1 if t == 1 else r2)[:, :, co, ci]
-                d.grid(sl, x0 + co * (k + gap), top + ci * (k + gap), tint("kernel", 0.6 if t == 0 else 0.35))
+                d.grid(sl, x0 + co * (k + gap), top + ci * (k + gap), tint("kernel", 0.6 if t == 0 else 0.35),
+                       name=f"R{t}_{ci}{co}")
     d.lines(0, top + ph + 0.2, [f"way 1 == way 2: {same12};  == cb.rot180 of the NCHW weight (C_out, C_in, k, k): "
                                 f"{same_cb}", f"both give (k, k, C_out, C_in) = {r1.shape}: each slice turned, "
                                 "C_in and C_out swapped"], scale=0.85)
@@ -1136,25 +1142,25 @@ def plot_winograd(d=None, g=None, *, m=2, ax=None):
     ok = np.allclose(Y, direct) and np.allclose(wino, direct)
     dg.title(f"F({m}×{m}, 3×3): {n_wino} multiplications per tile instead of {n_direct} "
             f"({n_direct / n_wino:.2f}× fewer)")
-    dg.grid(d, 0, top, tint("input"))
+    dg.grid(d, 0, top, tint("input"), name="d")
     dg.text(0, top - 0.35, "d (input tile)", scale=0.8)
     dg.text(a + 0.2, top + a / 2, "Bᵀ d B\n→", scale=0.7)
-    dg.grid(V, x1, top, tint("input", 0.25))
+    dg.grid(V, x1, top, tint("input", 0.25), name="V")
     dg.text(x1, top - 0.35, "V", scale=0.8)
     y2 = top + a + 1.6
-    dg.grid(g, 0, y2 + (a - 3) / 2, tint("kernel"))
+    dg.grid(g, 0, y2 + (a - 3) / 2, tint("kernel"), name="g")
     dg.text(0, y2 + (a - 3) / 2 - 0.35, "g (kernel)", scale=0.8)
     dg.text(a + 0.2, y2 + a / 2, "G g Gᵀ\n→", scale=0.7)
-    dg.grid(U, x1, y2, tint("kernel", 0.25))
+    dg.grid(U, x1, y2, tint("kernel", 0.25), name="U")
     dg.text(x1, y2 - 0.35, "U", scale=0.8)
     ym = top + (a + 1.6) / 2
     dg.text(x1 + a + 0.3, ym + a / 2, "⊙", scale=1.2)
-    dg.grid(M, x2, ym, tint("output", 0.25))
+    dg.grid(M, x2, ym, tint("output", 0.25), name="M")
     dg.text(x2, ym - 0.35, f"M = U ⊙ V ({a * a} mults)", scale=0.8)
     dg.text(x2 + a + 0.2, ym + a / 2, "Aᵀ M A\n→", scale=0.7)
-    dg.grid(Y, x3, ym + (a - m) / 2, tint("output"))
+    dg.grid(Y, x3, ym + (a - m) / 2, tint("output"), name="Y")
     dg.text(x3, ym + (a - m) / 2 - 0.35, "Y", scale=0.8)
-    dg.grid(direct, x4, ym + (a - m) / 2, tint("output", 0.6))
+    dg.grid(direct, x4, ym + (a - m) / 2, tint("output", 0.6), name="direct")
     dg.text(x4, ym + (a - m) / 2 - 0.35, "direct", scale=0.8)
     dg.text(x3, ym + (a + m) / 2 + 0.6, f"equal: {'✓' if ok else '✗'}", scale=0.8)
     return dg.done()
@@ -1219,6 +1225,15 @@ def _quantize_frame(match):
     out = io.BytesIO()
     q.save(out, format="png", optimize=True)
     return match.group(1) + base64.b64encode(out.getvalue()).decode("ascii") + '"'
+
+
+def _png(fig, dpi=72):
+    """The figure as palette PNG bytes (what the explorers show)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    b64 = base64.b64encode(buf.getvalue()).decode("ascii")
+    m = _FRAME.match(f'frames[0] = "data:image/png;base64,{b64}"')
+    return base64.b64decode(_quantize_frame(m)[len(m.group(1)) : -1])
 
 
 def _animate(name, plot, kwargs, param, values, dpi, interval=700):
