@@ -25,7 +25,7 @@ import re
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.animation import FuncAnimation
-from matplotlib.collections import PatchCollection
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch, Rectangle
 
@@ -224,11 +224,11 @@ class _Diagram:
         rects = []
         for i in range(rows):
             for j in range(cols):
-                rects.append(Rectangle((x0 + j, y0 + i), 1, 1))
+                x, y = x0 + j, y0 + i
+                rects.append(((x, y), (x + 1, y), (x + 1, y + 1), (x, y + 1)))
                 f = face[i][j] if isinstance(face, list) else face
                 faces.append(f)
-        self.ax.add_collection(PatchCollection(rects, facecolors=faces, edgecolors=edge, linewidths=lw,
-                                               hatch=hatch))
+        self.ax.add_collection(PolyCollection(rects, facecolors=faces, edgecolors=edge, linewidths=lw, hatch=hatch))
         if text is not None:
             longest = max((len(t) for row in text for t in row), default=1)
             size = fontscale * min(0.42 * self.pt, 1.55 * self.pt / max(longest, 2))
