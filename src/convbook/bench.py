@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Shape", "SHAPES", "QUICK_SHAPES", "blas_info", "run", "format_table", "main"]
+__all__ = ["Shape", "SHAPES", "QUICK_SHAPES", "blas_info", "peak_memory", "run", "format_table", "main"]
 
 
 class Shape(NamedTuple):
@@ -154,6 +154,32 @@ def _gemm_peak(flops, repeat, rng):
     return n, 2 * n**3 / min(times) / 1e9
 
 
+def peak_memory(fn):
+    """Peak bytes allocated (and not yet freed) while ``fn()`` runs, as :mod:`tracemalloc` sees them.
+
+    NumPy reports its array buffers to tracemalloc, so this counts every temporary array, the result included.
+    Memory allocated before the call (the inputs) does not count.
+
+    Examples
+    --------
+    >>> peak_memory(lambda: np.ones(1000)) >= 8000
+    True
+    """
+    import tracemalloc
+
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+
+
 def _convbook_fns(shape, method, x, w, b, dout):
     from .conv import conv2d_backward, conv2d_forward
 
@@ -196,7 +222,7 @@ def _torch_fns(shape, x, w, b, dout, threads):
     return fwd, train, torch.__version__
 
 
-def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, log=None):
+def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memory=True, log=None):
     """Run the benchmark; return a JSON-ready dict (see the module docstring).
 
     Parameters
@@ -208,6 +234,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, log=
         most 3.
     quick : bool
         Tiny shapes, and the loop reference is included.
+    memory : bool
+        Also measure each convbook method's peak allocated memory (forward, and training step) with
+        :func:`peak_memory`, reported as a multiple of the input's size (one extra untimed run each).
     log : callable, optional
         Called with progress lines (e.g. ``print``).
     """
@@ -290,6 +319,10 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, log=
                 "runs": len(times[m]["forward"]),
                 "max_rel_diff": float(np.abs(outs[m] - ref_out).max() / scale),
             }
+            if memory and m != "torch":
+                fwd, train = candidates[m]
+                rows[m]["forward_peak_mem_x"] = peak_memory(fwd) / x.nbytes
+                rows[m]["train_peak_mem_x"] = peak_memory(train) / x.nbytes
         if "torch" in rows:
             base_f, base_t, base = rows["torch"]["forward_s"], rows["torch"]["train_s"], "torch"
         else:
@@ -305,6 +338,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, log=
             "shape": list(shape),
             "label": str(shape),
             "forward_gflop": shape.forward_flops / 1e9,
+            # the column matrix the seed's im2col builds, and the output, as multiples of the input's size
+            "im2col_matrix_x": shape.k**2 * oh * oh / shape.hw**2,
+            "output_x": shape.f * oh * oh / (shape.c * shape.hw**2),
             "peak_gemm_n": peak_n,
             "peak_gflops": peak,
             "methods": rows,
@@ -342,7 +378,8 @@ def format_table(result):
     for w in result["warnings"]:
         lines.append("WARNING: " + w)
     lines.append(f"ratio = time / time of {result['baseline']} (lower is better); %peak = GFLOP/s / float32 GEMM GFLOP/s")
-    head = f"{'shape':<30} {'method':<10} {'fwd ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}   {'train ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}"
+    head = (f"{'shape':<30} {'method':<10} {'fwd ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}   {'train ms':>9}"
+            f" {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}  {'mem fwd/train':>13}")
     lines.append(head)
     lines.append("-" * len(head))
     for name, s in result["shapes"].items():
@@ -354,8 +391,12 @@ def format_table(result):
                 f"{label if i == 0 else '':<30} {meth:<10} {r['forward_s'] * 1e3:>9.2f} {r['forward_ratio']:>5.2f}{star_f}"
                 f" {r['forward_gflops']:>8.1f} {100 * r['forward_peak_fraction']:>5.0f}%   {r['train_s'] * 1e3:>9.2f}"
                 f" {r['train_ratio']:>5.2f}{star_t} {r['train_gflops']:>8.1f} {100 * r['train_peak_fraction']:>5.0f}%"
+                + (f"  {r['forward_peak_mem_x']:>5.2f}x/{r['train_peak_mem_x']:>5.2f}x" if "train_peak_mem_x" in r else "")
             )
-        lines.append(f"{'':<30} GEMM peak {s['peak_gflops']:.1f} GFLOP/s (n={s['peak_gemm_n']}); * = best convbook method")
+        lines.append(
+            f"{'':<30} GEMM peak {s['peak_gflops']:.1f} GFLOP/s (n={s['peak_gemm_n']}); * = best convbook method; "
+            f"memory as multiples of the input (im2col matrix {s['im2col_matrix_x']:.2f}x, output {s['output_x']:.2f}x)"
+        )
     return "\n".join(lines)
 
 
