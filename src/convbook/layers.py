@@ -139,7 +139,9 @@ class Conv2D:
         self._x = np.array(x, copy=True)  # our own copy: later changes to the caller's x cannot reach backward
         return out
 
-    __call__ = forward
+    def __call__(self, x):
+        """``layer(x)`` is ``layer.forward(x)``."""
+        return self.forward(x)
 
     def backward(self, dout):
         """Given ``dout = dL/dout``, set ``dw`` and ``db`` and return ``dx = dL/dx``.
