@@ -40,6 +40,7 @@ __all__ = [
     "JSAnimation",
     "legend_handles",
     "tint",
+    "plot_palette",
     "plot_sliding_window",
     "plot_im2col",
     "plot_output_size",
@@ -114,6 +115,24 @@ def legend_handles(*keys):
     """
     keys = keys or tuple(k for k in PALETTE if k != "text")
     return [Patch(facecolor=tint(k), edgecolor=PALETTE[k], label=_NAMES.get(k, k)) for k in keys]
+
+
+def plot_palette(*keys, ax=None):
+    """The colour language as a legend (all of :data:`PALETTE` by default, or the given keys).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    handles = legend_handles(*keys)
+    owns = ax is None
+    if owns:
+        fig, ax = plt.subplots(figsize=(9, 0.3 + 0.3 * -(-len(handles) // 4)))
+    ax.set_axis_off()
+    ax.legend(handles=handles, ncols=min(4, len(handles)), loc="center", frameon=False)
+    if owns:
+        plt.close(ax.figure)
+    return ax.figure
 
 
 # ----------------------------------------------------------------------------------------------------------------
