@@ -306,6 +306,7 @@ def test_animation_defaults(name):
     # no random id left anywhere: every 32-hex id in the player is ours
     assert set(re.findall(r"anim([0-9a-f]{32})", html)) == ids
     assert name[len("animate_"):] in repr(a)
+    assert "http" not in html  # nothing fetched from the network (no CDN stylesheet)
 
 
 @pytest.mark.parametrize("name", ANIMATIONS)

@@ -1271,6 +1271,9 @@ def _animate(name, plot, kwargs, param, values, dpi, interval=700):
     html = anim.to_jshtml(default_mode="loop")
     plt.close(fig)
     html = _FRAME.sub(_quantize_frame, html)
+    # The player links FontAwesome 4 from a CDN: offline that is a console error on every page. The book's theme
+    # (and JupyterLab) ship their own FontAwesome, which draws the buttons' icons.
+    html = re.sub(r'<link rel="stylesheet"[^>]*font-awesome[^>]*>\s*', "", html)
     match = re.search(r'id="_anim_img([0-9a-f]{32})"', html)
     if match:
         html = html.replace(match.group(1), _key(name, kwargs, param, values, dpi))
