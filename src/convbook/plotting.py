@@ -530,16 +530,18 @@ def plot_output_size(input_size=6, kernel_size=3, *, stride=2, padding=0, dilati
     for ax_name, o, i_, k_, p0, p1, st, dl, u in (("H", s.oh, h, kh, pt, pb, sh, dh, s.unused_h),
                                                    ("W", s.ow, wd, kw, pl, pr, sw, dw, s.unused_w)):
         num = i_ + p0 + p1 - dl * (k_ - 1) - 1
-        lines.append(f"O{ax_name} = ⌊({ax_name} + p + p − D(K−1) − 1) / S⌋ + 1 = ⌊({i_} + {p0} + {p1} − "
-                     f"{dl}·{k_ - 1} − 1) / {st}⌋ + 1 = ⌊{num}/{st}⌋ + 1 = {o}")
+        pads = "2P" if p0 == p1 else "P₁ + P₂"
+        pnum = f"2·{p0}" if p0 == p1 else f"{p0} + {p1}"
+        lines.append(f"O{ax_name} = ⌊({ax_name} + {pads} − D(K−1) − 1)/S⌋ + 1 = ⌊({i_} + {pnum} − {dl}·{k_ - 1} − 1)/{st}⌋"
+                     f" + 1 = ⌊{num}/{st}⌋ + 1 = {o}")
         lines.append(f"      remainder {num} mod {st} = {u}: {u} {'row' if ax_name == 'H' else 'column'}"
                      f"{'s' if u != 1 else ''} past the last window, never read")
-    lines.append("numbers: how many windows read each cell; grey: padding; hatched: never read; "
-                 "outlined: first window (solid), last (dashed)")
+    lines.append("numbers: how many windows read each cell; grey: padding; hatched: never read")
+    lines.append("outlined: the first window (solid) and the last (dashed)")
     top = 1.3
     xo = wp + 1.8
     body = max(hp, s.oh)
-    d = _Diagram(ax, max(xo + s.ow + 0.3, 22), top + body + 0.5 + _lines_needed(len(lines)))
+    d = _Diagram(ax, max(xo + s.ow + 0.3, 20), top + body + 0.5 + _lines_needed(len(lines)))
     d.title(f"input {h}×{wd}, kernel {kh}×{kw}, stride {p.stride}, padding {p.padding[::2]}, "
            f"dilation {p.dilation}  →  output {s.oh}×{s.ow}")
     d.grid(counts, 0, top, faces, name="counts")
