@@ -99,10 +99,12 @@ FAST_CASES = [
 ]
 
 
+@pytest.mark.parametrize("wide", [True, False])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("gemm_columns", [1, 40, 10**6])
 @pytest.mark.parametrize("case", FAST_CASES)
-def test_fast_paths_in_every_batch_split(monkeypatch, threads, gemm_columns, case):
+def test_fast_paths_in_every_batch_split(monkeypatch, wide, threads, gemm_columns, case):
+    monkeypatch.setattr(conv, "WIDE_ROWS", wide)
     monkeypatch.setattr(conv, "THREADS", threads)
     monkeypatch.setattr(conv, "GEMM_COLUMNS", gemm_columns)
     monkeypatch.setattr(conv, "THREAD_MIN_WORK", 0)
@@ -125,6 +127,14 @@ def test_fast_paths_in_every_batch_split(monkeypatch, threads, gemm_columns, cas
         np.testing.assert_allclose(conv.conv2d_forward(x, w, method="winograd", **case), want, rtol=1e-10, atol=1e-12)
         dx, dw, _ = conv.conv2d_backward(dout, x, w, method="winograd", **case)
         np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+
+
+def test_wide_rows_rule():
+    p1 = conv.conv_params(3, stride=1, padding=1)
+    assert conv._use_wide(p1, 64, 64, 32)  # 32 * 2 < 4 * 64
+    assert not conv._use_wide(p1, 28, 28, 128)  # 128 * 2 >= 4 * 28
+    assert conv._use_wide(p1, 28, 28, 128, always=True)
+    assert not conv._use_wide(conv.conv_params(3, stride=2), 28, 13, 1, always=True)
 
 
 def test_route_rule():

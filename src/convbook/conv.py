@@ -100,6 +100,8 @@ THREADS = None
 #: Columns per matrix product: samples are grouped so that one product has at least this many columns
 #: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed).
 GEMM_COLUMNS = 4096
+#: Stride-1 layers use "wide rows" (:func:`_wide_rows`); set False to use the plain window view everywhere.
+WIDE_ROWS = True
 #: Below this many multiply-adds a call is not worth the threads' start-up cost.
 THREAD_MIN_WORK = 2e7
 
@@ -171,6 +173,64 @@ def _buffer(state, name, shape, dtype):
     if buf is None or buf.shape != shape or buf.dtype != dtype:
         buf = state[name] = np.empty(shape, dtype=dtype)
     return buf
+
+
+def _wide_rows(x, kh, kw, p, dtype):
+    """Stride 1 only: the padded input with rows flattened, and a read-only "wide column" view of it.
+
+    At stride 1, window offset ``(p, q)`` of every output row ``i`` reads the same contiguous run of the flattened
+    padded channel, ``xf[(i + p*D)*Wp + q*D :][:OW]``. Taking whole padded rows instead (``Wp`` numbers per output
+    row, the last ``Wp - OW`` of them junk) makes the run for all rows *one* contiguous block of ``L = OH*Wp``
+    numbers starting at ``p*D*Wp + q*D``: the copy into the column buffer becomes a few long ``memcpy``'s instead of
+    ``OH`` short ones per (c, p, q), at the price of ``Wp/OW`` more columns in the product. The junk columns are
+    cropped from the output (forward), or meet zeros in ``dout`` (gradients). One spare zero row at the bottom keeps
+    the last block inside the buffer.
+
+    Returns ``(view, hp, wp)`` with ``view`` of shape (C, KH, KW, N, L).
+    """
+    n, c, h, w = x.shape
+    (dh, dw) = p.dilation
+    pt, pb, pl, pr = p.padding
+    hp, wp = h + pt + pb, w + pl + pr
+    xf = np.zeros((n, c, hp + 1, wp), dtype=dtype)
+    xf[:, :, pt : pt + h, pl : pl + w] = x
+    oh = hp - dh * (kh - 1)
+    s = xf.itemsize
+    view = np.lib.stride_tricks.as_strided(
+        xf,
+        shape=(c, kh, kw, n, oh * wp),
+        strides=(xf.strides[1], dh * wp * s, dw * s, xf.strides[0], s),
+        writeable=False,
+    )
+    return view, hp, wp
+
+
+def _use_wide(p, w_in, ow, f, always=False):
+    """Whether a stride-1 product runs on wide rows: a rule measured on the benchmark's machine.
+
+    Wide rows make the copy into the column buffer cheap but add ``(Wp - OW)/OW`` more columns to the product,
+    whose cost grows with ``F`` (the copy's does not). For the forward pass and the weight gradient, wide rows paid
+    where ``F * (Wp - OW) / OW < 4`` (3-channel and 16-filter layers), lost a few percent on layers with 128
+    filters or 5x5 kernels; for the col2im input gradient (``always=True``) they also make the KH*KW slice-adds
+    contiguous and paid on every measured layer but one (within 5%).
+    """
+    if not WIDE_ROWS or p.stride != (1, 1):
+        return False
+    pt, pb, pl, pr = p.padding
+    wp = w_in + pl + pr
+    return always or f * (wp - ow) < 4 * ow
+
+
+def _wide_dout(dout, lo, hi, wp, st, dtype):
+    """dout[lo:hi] as (F, B, OH, Wp) with zeros in the Wp - OW junk columns: (F, B*OH*Wp) for the products."""
+    b = hi - lo
+    f, oh, ow = dout.shape[1:]
+    dyw = _buffer(st, "dyw", (f, b, oh, wp), dtype)
+    if "dyw_zeroed" not in st or st["dyw_zeroed"] is not dyw:
+        dyw[..., ow:] = 0
+        st["dyw_zeroed"] = dyw
+    dyw[..., :ow] = dout[lo:hi].transpose(1, 0, 2, 3)
+    return dyw
 
 
 def _per_gemm(ohw, n):
@@ -246,6 +306,29 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, m
     return out
 
 
+def _forward_wide(x, w, p, shape, dtype):
+    """Stride-1 forward on "wide rows" (:func:`_wide_rows`): long contiguous copies, junk columns cropped."""
+    n, c = x.shape[:2]
+    f, cg, kh, kw = w.shape
+    g = p.groups
+    oh, ow = shape.oh, shape.ow
+    view, hp, wp = _wide_rows(x, kh, kw, p, dtype)  # (C, KH, KW, N, OH*Wp)
+    wmat = _grouped(w.astype(dtype, copy=False), g)  # (G, Fg, Cg*KH*KW)
+    out = np.empty((n, f, oh, ow), dtype=dtype)
+    lw = oh * wp
+
+    def work(lo, hi, st):
+        b = hi - lo
+        cols = _buffer(st, "cols", (c, kh, kw, b, lw), dtype)
+        np.copyto(cols, view[:, :, :, lo:hi])  # (C, KH, KW, B, OH*Wp): runs of OH*Wp numbers
+        y = _buffer(st, "y", (g, f // g, b * lw), dtype)
+        np.matmul(wmat, cols.reshape(g, cg * kh * kw, b * lw), out=y)  # (G, Fg, B*OH*Wp)
+        out[lo:hi] = y.reshape(f, b, oh, wp)[..., :ow].transpose(1, 0, 2, 3)  # crop the junk columns
+
+    _run_batch(work, n, _per_gemm(lw, n), n * f * oh * ow * cg * kh * kw)
+    return out
+
+
 def _winograd_batched(xpad, w, m, dtype):
     """:func:`convbook.winograd.winograd_conv2d` over chunks of the batch (threads; bounded scratch memory)."""
     from .winograd import winograd_conv2d
@@ -291,6 +374,8 @@ def _forward_strided(x, w, p, shape, dtype):
     g = p.groups
     oh, ow = shape.oh, shape.ow
     ohw = oh * ow
+    if _use_wide(p, x.shape[3], ow, f):
+        return _forward_wide(x, w, p, shape, dtype)
     view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW), read-only
     wmat = _grouped(w.astype(dtype, copy=False), g)  # (G, Fg, Cg*KH*KW)
     out = np.empty((n, f, oh, ow), dtype=dtype)
@@ -421,6 +506,39 @@ def _grad_input_col2im(dout, w, x_shape, p, method):
     return _grad_input_col2im_strided(dout, wmat_t, x_shape, (kh, kw), p, dtype)
 
 
+def _grad_input_col2im_wide(dout, wmat_t, x_shape, khw, p, dtype):
+    """Stride-1 col2im on wide rows: each of the KH*KW slice-adds is one long contiguous add per (c, sample).
+
+    ``dout`` is widened with zeros, so the junk columns of ``dcols`` are zeros and adding them anywhere is harmless.
+    """
+    n, c, h, wd = x_shape
+    g, ckk, fg = wmat_t.shape
+    kh, kw = khw
+    oh, ow = dout.shape[2:]
+    (dh, dw) = p.dilation
+    pt, pb, pl, pr = p.padding
+    hp, wp = h + pt + pb, wd + pl + pr
+    lw = oh * wp
+    dx = np.empty(x_shape, dtype=dtype)
+
+    def work(lo, hi, st):
+        b = hi - lo
+        dyw = _wide_dout(dout, lo, hi, wp, st, dtype).reshape(g, fg, b * lw)
+        dcols = _buffer(st, "dcols", (g, ckk, b * lw), dtype)
+        np.matmul(wmat_t, dyw, out=dcols)  # (G, Cg*KH*KW, B*OH*Wp)
+        d5 = dcols.reshape(c, kh, kw, b, lw)
+        dxp = _buffer(st, "dxp", (c, b, (hp + 1) * wp), dtype)
+        dxp.fill(0)
+        for pi in range(kh):
+            for qj in range(kw):
+                off = dh * pi * wp + dw * qj
+                dxp[:, :, off : off + lw] += d5[:, pi, qj]
+        dx[lo:hi] = dxp[:, :, : hp * wp].reshape(c, b, hp, wp)[:, :, pt : pt + h, pl : pl + wd].transpose(1, 0, 2, 3)
+
+    _run_batch(work, n, _per_gemm(lw, n), n * g * fg * oh * ow * ckk)
+    return dx
+
+
 def _grad_input_col2im_strided(dout, wmat_t, x_shape, khw, p, dtype):
     """Per group of B samples: ``dcols = K'^T . dY'`` into a reused buffer, then the KH*KW slice-adds into dx."""
     n, c, h, wd = x_shape
@@ -434,6 +552,8 @@ def _grad_input_col2im_strided(dout, wmat_t, x_shape, khw, p, dtype):
     hp, wp = h + pt + pb, wd + pl + pr
     wmat_t = np.ascontiguousarray(wmat_t)
     dout = dout.astype(dtype, copy=False)
+    if _use_wide(p, x_shape[3], dout.shape[3], f, always=True):
+        return _grad_input_col2im_wide(dout, wmat_t, x_shape, khw, p, dtype)
     padded = any(p.padding)
     dx = np.empty(x_shape, dtype=dtype) if padded else np.zeros(x_shape, dtype=dtype)
 
@@ -634,6 +754,33 @@ def conv2d_grad_weight(dout, x, w_shape, *, stride=1, padding=0, dilation=1, gro
     return _grad_weight_strided(dout, x, w_shape, p, dtype)
 
 
+def _grad_weight_wide(dout, x, w_shape, p, dtype):
+    """Stride-1 weight gradient on wide rows: ``dout`` widened with zeros meets the junk columns."""
+    f, cg, kh, kw = w_shape
+    g = p.groups
+    n, c = x.shape[:2]
+    oh, ow = dout.shape[2:]
+    view, hp, wp = _wide_rows(x, kh, kw, p, dtype)  # (C, KH, KW, N, OH*Wp)
+    lw = oh * wp
+
+    def work(lo, hi, st):
+        b = hi - lo
+        cols = _buffer(st, "cols", (c, kh, kw, b, lw), dtype)
+        np.copyto(cols, view[:, :, :, lo:hi])
+        dyw = _wide_dout(dout, lo, hi, wp, st, dtype).reshape(g, f // g, b * lw)
+        part = np.matmul(dyw, cols.reshape(g, cg * kh * kw, b * lw).transpose(0, 2, 1))  # (G, Fg, Cg*KH*KW)
+        if "dw" in st:
+            st["dw"] += part
+        else:
+            st["dw"] = part
+
+    states = _run_batch(work, n, _per_gemm(lw, n), n * f * oh * ow * cg * kh * kw)
+    dw = states[0]["dw"]
+    for st in states[1:]:
+        dw += st["dw"]
+    return dw.reshape(w_shape)
+
+
 def _grad_weight_strided(dout, x, w_shape, p, dtype):
     """``dW' = sum over sample groups of dY'_B . X'_B^T``: the forward's column buffer, one partial sum per thread."""
     f, cg, kh, kw = w_shape
@@ -641,8 +788,10 @@ def _grad_weight_strided(dout, x, w_shape, p, dtype):
     n, c = x.shape[:2]
     oh, ow = dout.shape[2:]
     ohw = oh * ow
-    view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW)
     dout = dout.astype(dtype, copy=False)
+    if _use_wide(p, x.shape[3], ow, f):
+        return _grad_weight_wide(dout, x, w_shape, p, dtype)
+    view = _window_view(x, (kh, kw), p)  # (N, C, OH, OW, KH, KW)
 
     def work(lo, hi, st):
         b = hi - lo
