@@ -334,6 +334,18 @@ def plot_sliding_window(x=None, w=None, *, stride=2, padding=1, dilation=1, posi
     -----
     The window values come from :func:`convbook.window_view`, the output from :func:`convbook.conv2d_forward`;
     the sum written under the picture equals ``Y[i, j]``. Derived in the chapter "The forward pass".
+
+    Examples
+    --------
+    Each number drawn carries a gid naming its cell; the output grid holds ``conv2d_forward``'s numbers:
+
+    >>> fig = plot_sliding_window(position=(2, 2))
+    >>> shown = {t.get_gid(): t.get_text() for t in fig.axes[0].texts if t.get_gid()}
+    >>> [shown[f"Y[2,{j}]"] for j in range(3)]
+    ['-1', '8', '3']
+    >>> x = _example((5, 5), 0, 0, 4)
+    >>> conv2d_forward(x[None, None], _W3[None, None], stride=2, padding=1)[0, 0, 2]
+    array([-1.,  8.,  3.])
     """
     x, w, p, y, windows = _sliding_data(x, w, stride, padding, dilation)
     i, j = _cell(position, y.shape, "position")
@@ -424,6 +436,12 @@ def plot_im2col(x=None, w=None, *, stride=1, padding=0, dilation=1, row=0, ax=No
     -----
     X' is :func:`convbook.im2col`'s matrix; the output map is :func:`convbook.conv2d_forward`'s, and equals the
     product vector reshaped. Chapter "im2col".
+
+    Examples
+    --------
+    >>> fig = plot_im2col(np.arange(9.0).reshape(3, 3), np.ones((2, 2)), row=3)
+    >>> [t.get_text() for t in fig.axes[0].texts if (t.get_gid() or "").startswith("vec[")]
+    ['8', '12', '20', '24']
     """
     x, w, p, cols, y = _im2col_data(x, w, stride, padding, dilation)
     nrows, kk = cols.shape
@@ -1194,6 +1212,12 @@ def plot_winograd(d=None, g=None, *, m=2, ax=None):
 
 class JSAnimation:
     """An animation player as self-contained HTML (frames embedded as PNG); displays itself in Jupyter.
+
+    Examples
+    --------
+    >>> a = animate_groups(2, 2, dpi=30)
+    >>> a.frames, a.nbytes < 600 * 1024, a.html == animate_groups(2, 2, dpi=30).html
+    (2, True, True)
 
     Attributes
     ----------
