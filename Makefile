@@ -5,7 +5,7 @@
 #   make test            unit tests, doctests, notebooks (nbval), book build with -W, browser test
 #   make lab             JupyterLab on book/ with the project's kernel
 #   make clean           remove build outputs (keeps .venv);  make distclean  also removes .venv
-#   TORCH=1              also install torch==$(TORCH_VERSION) (optional cross-checks/benchmarks)
+#   TORCH=1              also install torch==2.13.0 (CPU; optional cross-checks and benchmarks)
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -20,6 +20,7 @@ TORCH ?= 0
 TORCH_VERSION := 2.13.0
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)-installed
 HTML := _build/html
+T0 := $(shell date +%s)
 
 # Every recipe runs with the venv first on PATH, so `python`, `jupyter-book` and the `python3`
 # kernelspec that ipykernel installs into the venv all resolve to the venv's interpreter.
@@ -41,7 +42,7 @@ step = @t0=$$(date +%s.%N); echo ">>> $(1)"; rc=0; $(2) || rc=$$?; \
 .PHONY: help install book test lab clean distclean check-index
 
 help:
-	@sed -n '1,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,8p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "convbook needs Python >= 3.11, got " + sys.version.split()[0])'
@@ -72,6 +73,7 @@ test: install
 	$(call step,book build with -W,$(JB_BUILD) -W)
 	@$(MAKE) --no-print-directory check-index
 	$(call step,browser test of the built book,$(PYTEST) tests/test_browser.py -m browser)
+	@echo "make test: every step passed, $$(( $$(date +%s) - $(T0) )) s in all (installs included)"
 
 # (as root, e.g. in a container, JupyterLab refuses to start without --allow-root)
 lab: install
