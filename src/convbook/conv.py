@@ -100,6 +100,8 @@ THREADS = None
 #: Columns per matrix product: samples are grouped so that one product has at least this many columns
 #: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed).
 GEMM_COLUMNS = 4096
+#: Tiles per Winograd chunk (see :func:`_winograd_batched`).
+WINOGRAD_CHUNK_TILES = 384
 #: Stride-1 layers use "wide rows" (:func:`_wide_rows`); set False to use the plain window view everywhere.
 WIDE_ROWS = True
 #: Below this many multiply-adds a call is not worth the threads' start-up cost.
@@ -330,20 +332,25 @@ def _forward_wide(x, w, p, shape, dtype):
 
 
 def _winograd_batched(xpad, w, m, dtype):
-    """:func:`convbook.winograd.winograd_conv2d` over chunks of the batch (threads; bounded scratch memory)."""
-    from .winograd import winograd_conv2d
+    """Winograd over chunks of the batch (threads; scratch memory bounded by the chunk).
+
+    The weights are transformed once; each chunk holds about ``WINOGRAD_CHUNK_TILES`` tiles, which kept the
+    transformed tiles in cache on the benchmark's machine (smaller chunks make the batched GEMM too thin, larger
+    ones spill).
+    """
+    from .winograd import _weight_transform, _winograd_tiles
 
     n, c, hp, wp = xpad.shape
     f = w.shape[0]
     oh, ow = hp - 2, wp - 2
-    xpad = xpad.astype(dtype, copy=False)
-    w = w.astype(dtype, copy=False)
+    u = _weight_transform(w, m, dtype)
     out = np.empty((n, f, oh, ow), dtype=dtype)
 
     def work(lo, hi, st):
-        out[lo:hi] = winograd_conv2d(xpad[lo:hi], w, m)
+        _winograd_tiles(xpad[lo:hi], u, m, out=out[lo:hi])
 
-    per = max(1, min(-(-n // _n_threads()), -(-4 * GEMM_COLUMNS // (oh * ow))))
+    tiles = -(-oh // m) * -(-ow // m)
+    per = max(1, min(-(-n // _n_threads()), round(WINOGRAD_CHUNK_TILES / tiles)))
     _run_batch(work, n, per, n * f * oh * ow * c * 9)
     return out
 

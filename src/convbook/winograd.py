@@ -245,23 +245,35 @@ def winograd_conv2d(xpad, w, m=4):
     if m not in (2, 4, 6):
         raise ValueError(f"winograd_conv2d supports m in (2, 4, 6) (F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), got m={m!r}")
     n, c, hp, wp = xpad.shape
-    f = w.shape[0]
-    oh, ow = hp - 2, wp - 2
-    if oh < 1 or ow < 1:
+    if hp < 3 or wp < 3:
         raise ValueError(f"winograd_conv2d needs a padded input of at least 3x3, got xpad {xpad.shape}")
     dtype = np.result_type(xpad.dtype, w.dtype, np.float16)
+    return _winograd_tiles(xpad, _weight_transform(w, m, dtype), m)
+
+
+def _weight_transform(w, m, dtype):
+    """U = G g G^T for every (f, c), as (alpha^2, F, C) in ``dtype`` (computed in float64, then rounded once)."""
+    f, c = w.shape[:2]
+    alpha = m + 2
+    G = _kron_matrices(m, np.dtype(dtype).str)[2]
+    u = np.einsum("ip,fcpq,jq->ijfc", G, w.astype(np.float64, copy=False), G, optimize=True)
+    return u.reshape(alpha * alpha, f, c).astype(dtype, copy=False)
+
+
+def _winograd_tiles(xpad, u, m, out=None):
+    """The layer algorithm on an already padded input, with the weights already transformed (``u``)."""
+    n, c, hp, wp = xpad.shape
+    f = u.shape[1]
+    dtype = u.dtype
+    oh, ow = hp - 2, wp - 2
     alpha = m + 2
     th, tw = -(-oh // m), -(-ow // m)
-    kb, ka, G = _kron_matrices(m, dtype.str)
-
-    # Weight transform U = G g G^T for every (f, c): (alpha^2, F, C)
-    u = np.einsum("ip,fcpq,jq->ijfc", G, w.astype(np.float64, copy=False), G, optimize=True)
-    u = u.reshape(alpha * alpha, f, c).astype(dtype, copy=False)
+    kb, ka, _ = _kron_matrices(m, dtype.str)
 
     # Input tiles: pad bottom/right to th*m + 2 rows, tw*m + 2 cols, then a strided view of the overlapping
     # alpha x alpha tiles (stride m). One copy gathers them as (alpha, alpha, C, N, th, tw).
     hneed, wneed = th * m + 2, tw * m + 2
-    if (hneed, wneed) != (hp, wp):
+    if (hneed, wneed) != (hp, wp) or xpad.dtype != dtype:
         xp = np.zeros((n, c, hneed, wneed), dtype=dtype)
         xp[:, :, :hp, :wp] = xpad
     else:
@@ -275,12 +287,14 @@ def winograd_conv2d(xpad, w, m=4):
     p = n * th * tw
     # V = BT d B for all tiles: one GEMM (alpha^2, alpha^2) @ (alpha^2, C * tiles)
     v = (kb @ d.reshape(alpha * alpha, c * p)).reshape(alpha * alpha, c, p)
+    del d
     # Elementwise products summed over C: a batched GEMM over the alpha^2 positions
     mm = np.matmul(u, v)  # (alpha^2, F, tiles)
+    del v
     # Y = AT M A for all tiles: (m^2, alpha^2) @ (alpha^2, F * tiles)
     y = (ka @ mm.reshape(alpha * alpha, f * p)).reshape(m, m, f, n, th, tw)
-    out = np.empty((n, f, th * m, tw * m), dtype=dtype)
-    out.reshape(n, f, th, m, tw, m)[...] = y.transpose(3, 2, 4, 0, 5, 1)
-    if (th * m, tw * m) != (oh, ow):
-        out = np.ascontiguousarray(out[:, :, :oh, :ow])
+    y = y.transpose(3, 2, 4, 0, 5, 1).reshape(n, f, th * m, tw * m)  # a view: (N, F, th, m, tw, m)
+    if out is None:
+        out = np.empty((n, f, oh, ow), dtype=dtype)
+    out[...] = y[:, :, :oh, :ow]
     return out
