@@ -121,6 +121,23 @@ def test_im2col_shows_im2col_and_product():
     np.testing.assert_array_equal(as_grid(fig, "vec", (cols.shape[0], 1))[:, 0], y.reshape(-1))
 
 
+@pytest.mark.parametrize("n,c,f", [(2, 2, 3), (1, 3, 1), (3, 1, 2)])
+def test_im2col_batch_is_one_product(n, c, f):
+    fig = P.plot_im2col_batch(n, c, f, input_size=3, kernel_size=2)
+    x = P._example((n, c, 3, 3), 0, 0, 4)
+    w = P._example((f, c, 2, 2), 1, -1, 2)
+    cols = cb.im2col(x, 2)
+    y = cb.conv2d_forward(x, w)
+    drawn_cols = as_grid(fig, "cols", cols.shape)
+    drawn_y = as_grid(fig, "Yrows", (cols.shape[0], f))
+    np.testing.assert_array_equal(drawn_cols, cols)
+    np.testing.assert_array_equal(as_grid(fig, "Wt", (c * 4, f)), w.reshape(f, -1).T)
+    np.testing.assert_array_equal(drawn_y, drawn_cols @ w.reshape(f, -1).T)
+    np.testing.assert_array_equal(drawn_y.reshape(n, 2, 2, f).transpose(0, 3, 1, 2), y)
+    with pytest.raises(ValueError, match="batch"):
+        P.plot_im2col_batch(4)
+
+
 def test_output_size_counts_and_unused():
     s = cb.conv_output_shape(6, 3, stride=2)
     assert (s.unused_h, s.unused_w) == (1, 1)

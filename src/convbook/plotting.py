@@ -43,6 +43,7 @@ __all__ = [
     "plot_palette",
     "plot_sliding_window",
     "plot_im2col",
+    "plot_im2col_batch",
     "plot_output_size",
     "plot_groups",
     "plot_grad_weight",
@@ -501,6 +502,68 @@ def animate_im2col(x=None, w=None, *, stride=1, padding=0, dilation=1, dpi=72):
     return _animate("im2col", plot_im2col, kwargs, "row", _sample(cols.shape[0]), dpi, interval=700)
 
 
+def plot_im2col_batch(batch=2, in_channels=2, out_channels=3, *, input_size=3, kernel_size=2, ax=None):
+    """Batch and channels in one product: ``X' (N·OH·OW, C·KH·KW) @ W'ᵀ (C·KH·KW, F) = Y' (N·OH·OW, F)``.
+
+    Row blocks of X' are the samples (rows ordered n, i, j), column blocks the input channels (columns ordered
+    c, p, q); each column of W'ᵀ is one filter flattened; Y' reshaped and transposed is ``(N, F, OH, OW)``.
+
+    Parameters
+    ----------
+    batch, in_channels, out_channels : int, at most 3 each (a readable picture)
+    input_size, kernel_size : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    X' is :func:`convbook.im2col` of a small integer example; Y' is :func:`convbook.conv2d_forward`'s output
+    rearranged to ``(N·OH·OW, F)``, which equals the product drawn. Chapter "The forward pass".
+    """
+    n, c, f = int(batch), int(in_channels), int(out_channels)
+    if not (1 <= n <= 3 and 1 <= c <= 3 and 1 <= f <= 3):
+        raise ValueError(f"batch, in_channels and out_channels must be in 1..3 for a readable picture, "
+                         f"got {n}, {c}, {f}")
+    k = int(kernel_size)
+    x = _example((n, c, input_size, input_size), 0, 0, 4)
+    w = _example((f, c, k, k), 1, -1, 2)
+    cols = im2col(x, k)  # (N*OH*OW, C*K*K)
+    y = conv2d_forward(x, w)  # (N, F, OH, OW)
+    oh, ow = y.shape[2:]
+    yrows = y.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # (N*OH*OW, F), rows (n, i, j)
+    wt = w.reshape(f, -1).T  # (C*K*K, F)
+    rows, kk = cols.shape
+    top = 1.6
+    x0 = 1.3  # room for the sample labels
+    xw = x0 + kk + 1.6
+    xy = xw + f + 1.6
+    body = max(rows, kk)
+    d = _Diagram(ax, xy + f + 3.2, top + body + 1.7, cell=0.34)
+    d.title(f"N={n} samples, C={c} channels, F={f} filters: ({rows}×{kk}) @ ({kk}×{f}) = ({rows}×{f})")
+    faces = [[tint("input", 0.25 + 0.3 * (j // (k * k) % 2)) for j in range(kk)] for _ in range(rows)]
+    d.grid(cols, x0, top, faces, name="cols")
+    for ci in range(c):
+        d.text(x0 + ci * k * k + 0.1, top - 0.35, f"c={ci}", scale=0.75)
+    for ni in range(n):
+        d.outline(x0, top + ni * oh * ow, kk, oh * ow, color=PALETTE["highlight"], lw=1.6)
+        d.text(x0 - 0.15, top + (ni + 0.5) * oh * ow, f"n={ni}", ha="right", scale=0.75)
+    d.text(xw - 0.8, top + rows / 2, "@", ha="center", scale=1.1)
+    d.grid(wt, xw, top, tint("kernel"), name="Wt")
+    for fi in range(f):
+        d.text(xw + fi + 0.5, top - 0.35, f"f={fi}", ha="center", scale=0.7)
+    d.text(xy - 0.8, top + rows / 2, "=", ha="center", scale=1.1)
+    d.grid(yrows, xy, top, tint("output"), name="Yrows")
+    for ni in range(n):
+        d.outline(xy, top + ni * oh * ow, f, oh * ow, color=PALETTE["highlight"], lw=1.6)
+    d.text(xy + f + 0.3, top + rows / 2, f"reshape\n({n}, {oh}, {ow}, {f})\n→ transpose\n({n}, {f}, {oh}, {ow})",
+           scale=0.65)
+    d.lines(0, top + body + 0.4, ["X' = cb.im2col(x): rows (n, i, j), columns (c, p, q);  W'ᵀ = w.reshape(F, -1).T",
+                                  "Y' is cb.conv2d_forward(x, w) rearranged: the product drawn"], scale=0.85)
+    return d.done()
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # 3. Output size
 # ----------------------------------------------------------------------------------------------------------------
@@ -550,8 +613,8 @@ def plot_output_size(input_size=6, kernel_size=3, *, stride=2, padding=0, dilati
         num = i_ + p0 + p1 - dl * (k_ - 1) - 1
         pads = "2P" if p0 == p1 else "P₁ + P₂"
         pnum = f"2·{p0}" if p0 == p1 else f"{p0} + {p1}"
-        lines.append(f"O{ax_name} = ⌊({ax_name} + {pads} − D(K−1) − 1)/S⌋ + 1 = ⌊({i_} + {pnum} − {dl}·{k_ - 1} − 1)/{st}⌋"
-                     f" + 1 = ⌊{num}/{st}⌋ + 1 = {o}")
+        lines.append(f"O{ax_name} = ⌊({ax_name} + {pads} − D(K−1) − 1)/S⌋ + 1 = "
+                     f"⌊({i_} + {pnum} − {dl}·{k_ - 1} − 1)/{st}⌋ + 1 = ⌊{num}/{st}⌋ + 1 = {o}")
         lines.append(f"      remainder {num} mod {st} = {u}: {u} {'row' if ax_name == 'H' else 'column'}"
                      f"{'s' if u != 1 else ''} past the last window, never read")
     lines.append("numbers: how many windows read each cell; grey: padding; hatched: never read")
