@@ -131,10 +131,15 @@ def test_fast_paths_in_every_batch_split(monkeypatch, wide, threads, gemm_column
 
 def test_wide_rows_rule():
     p1 = conv.conv_params(3, stride=1, padding=1)
-    assert conv._use_wide(p1, 64, 64, 32)  # 32 * 2 < 4 * 64
-    assert not conv._use_wide(p1, 28, 28, 128)  # 128 * 2 >= 4 * 28
+    assert conv._use_wide(p1, 32, 32, 64)  # 64 * 2 < 8 * 32
+    assert not conv._use_wide(p1, 28, 28, 128)  # 128 * 2 >= 8 * 28
     assert conv._use_wide(p1, 28, 28, 128, always=True)
-    assert not conv._use_wide(conv.conv_params(3, stride=2), 28, 13, 1, always=True)
+    assert conv._use_wide(conv.conv_params(3, stride=2), 28, 13, 128)
+    conv.WIDE_ROWS = False
+    try:
+        assert not conv._use_wide(p1, 28, 28, 1, always=True)
+    finally:
+        conv.WIDE_ROWS = True
 
 
 def test_route_rule():

@@ -98,11 +98,12 @@ def _check_winograd(w_shape, p: ConvParams, what="w"):
 #: that the copies, which NumPy runs on one core, are spread over the cores as well as the products.
 THREADS = None
 #: Columns per matrix product: samples are grouped so that one product has at least this many columns
-#: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed).
-GEMM_COLUMNS = 4096
+#: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed; larger
+#: groups would hold more of the column matrix at once).
+GEMM_COLUMNS = 1024
 #: Tiles per Winograd chunk (see :func:`_winograd_batched`).
 WINOGRAD_CHUNK_TILES = 384
-#: Stride-1 layers use "wide rows" (:func:`_wide_rows`); set False to use the plain window view everywhere.
+#: Use "wide rows" (:class:`_Wide`) where the rule :func:`_use_wide` says so; False: the plain window view everywhere.
 WIDE_ROWS = True
 #: Below this many multiply-adds a call is not worth the threads' start-up cost.
 THREAD_MIN_WORK = 2e7
@@ -177,62 +178,105 @@ def _buffer(state, name, shape, dtype):
     return buf
 
 
-def _wide_rows(x, kh, kw, p, dtype):
-    """Stride 1 only: the padded input with rows flattened, and a read-only "wide column" view of it.
+class _Wide:
+    """Wide rows: the padded input split into stride phases, rows flattened, so that windows are contiguous runs.
 
-    At stride 1, window offset ``(p, q)`` of every output row ``i`` reads the same contiguous run of the flattened
-    padded channel, ``xf[(i + p*D)*Wp + q*D :][:OW]``. Taking whole padded rows instead (``Wp`` numbers per output
-    row, the last ``Wp - OW`` of them junk) makes the run for all rows *one* contiguous block of ``L = OH*Wp``
-    numbers starting at ``p*D*Wp + q*D``: the copy into the column buffer becomes a few long ``memcpy``'s instead of
-    ``OH`` short ones per (c, p, q), at the price of ``Wp/OW`` more columns in the product. The junk columns are
-    cropped from the output (forward), or meet zeros in ``dout`` (gradients). One spare zero row at the bottom keeps
-    the last block inside the buffer.
-
-    Returns ``(view, hp, wp)`` with ``view`` of shape (C, KH, KW, N, L).
+    Row ``i*S + p*D`` of the padded input lies in phase ``(p*D) % S``, row ``i + (p*D) // S`` (and likewise for
+    columns). Inside one phase the stride is 1, and window offset ``(p, q)`` of *every* output row ``i`` reads the
+    same contiguous run of the flattened phase: taking whole phase rows (``Wq`` numbers per output row, the last
+    ``Wq - OW`` of them junk) makes the run for all output rows *one* block of ``L = OH*Wq`` numbers starting at
+    ``((p*D)//S)*Wq + (q*D)//S``. The copy into the column buffer becomes KH*KW long block copies instead of
+    ``OH`` short, strided ones per (c, p, q), at the price of ``Wq/OW`` more columns in the product. The junk
+    columns are cropped from the output (forward), or meet zeros in ``dout`` (gradients). One spare zero row at the
+    bottom keeps the last block inside the buffer. At stride 1 there is one phase: the padded input itself.
     """
-    n, c, h, w = x.shape
-    (dh, dw) = p.dilation
-    pt, pb, pl, pr = p.padding
-    hp, wp = h + pt + pb, w + pl + pr
-    xf = np.zeros((n, c, hp + 1, wp), dtype=dtype)
-    xf[:, :, pt : pt + h, pl : pl + w] = x
-    oh = hp - dh * (kh - 1)
-    s = xf.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        xf,
-        shape=(c, kh, kw, n, oh * wp),
-        strides=(xf.strides[1], dh * wp * s, dw * s, xf.strides[0], s),
-        writeable=False,
-    )
-    return view, hp, wp
+
+    def __init__(self, x_shape, khw, p, oh, ow):
+        n, c, h, w = x_shape
+        self.kh, self.kw = khw
+        (self.sh, self.sw), (dh, dw) = p.stride, p.dilation
+        pt, pb, pl, pr = p.padding
+        self.pt, self.pl, self.h, self.w = pt, pl, h, w
+        self.hp, self.wp = h + pt + pb, w + pl + pr
+        self.hq = -(-self.hp // self.sh) + 1  # phase rows, plus the spare one
+        self.wq = -(-self.wp // self.sw)
+        self.oh, self.ow = oh, ow
+        self.lw = oh * self.wq
+        # per kernel offset: its phase and the start of its run in the flattened phase
+        self.runs = [
+            ((pi * dh) % self.sh, (qj * dw) % self.sw, ((pi * dh) // self.sh) * self.wq + (qj * dw) // self.sw)
+            for pi in range(self.kh)
+            for qj in range(self.kw)
+        ]
+
+    def phases(self, x, dtype):
+        """(SH, SW, N, C, Hq*Wq): the padded input, split into stride phases, rows flattened (one copy of x)."""
+        n, c = x.shape[:2]
+        xf = np.zeros((self.sh, self.sw, n, c, self.hq, self.wq), dtype=dtype)
+        for a in range(self.sh):
+            for b in range(self.sw):
+                # padded rows a, a+S, ... that hold input rows: input row r sits at padded row r + pt
+                r0 = (a - self.pt) % self.sh  # first input row in this phase
+                c0 = (b - self.pl) % self.sw
+                rows = x[:, :, r0 :: self.sh, c0 :: self.sw]
+                i0, j0 = (r0 + self.pt) // self.sh, (c0 + self.pl) // self.sw
+                xf[a, b, :, :, i0 : i0 + rows.shape[2], j0 : j0 + rows.shape[3]] = rows
+        return xf.reshape(self.sh, self.sw, n, c, self.hq * self.wq)
+
+    def gather(self, xf, lo, hi, cols):
+        """Fill ``cols`` (C, KH*KW, B, L) with the runs of samples lo..hi: KH*KW block copies."""
+        for k, (a, b, off) in enumerate(self.runs):
+            np.copyto(cols[:, k], xf[a, b, lo:hi, :, off : off + self.lw].transpose(1, 0, 2))
+
+    def wide_dout(self, dout, lo, hi, st, dtype):
+        """dout[lo:hi] as (F, B, OH, Wq), zeros in the junk columns."""
+        b = hi - lo
+        f = dout.shape[1]
+        dyw = _buffer(st, "dyw", (f, b, self.oh, self.wq), dtype)
+        if st.get("dyw_zeroed") is not dyw:
+            dyw[..., self.ow :] = 0
+            st["dyw_zeroed"] = dyw
+        dyw[..., : self.ow] = dout[lo:hi].transpose(1, 0, 2, 3)
+        return dyw
+
+    def scatter_add(self, d5, dxf):
+        """Add the runs ``d5`` (C, KH*KW, B, L) into the zeroed phases ``dxf`` (SH, SW, C, B, Hq*Wq)."""
+        for k, (a, b, off) in enumerate(self.runs):
+            dxf[a, b, :, :, off : off + self.lw] += d5[:, k]
+
+    def unphase(self, dxf, dx_block):
+        """Crop the phases back into ``dx_block`` (B, C, H, W): each input pixel from its phase."""
+        c, bsz = dxf.shape[2:4]
+        dq = dxf.reshape(self.sh, self.sw, c, bsz, self.hq, self.wq)
+        for a in range(self.sh):
+            for b in range(self.sw):
+                r0 = (a - self.pt) % self.sh
+                c0 = (b - self.pl) % self.sw
+                target = dx_block[:, :, r0 :: self.sh, c0 :: self.sw]
+                i0, j0 = (r0 + self.pt) // self.sh, (c0 + self.pl) // self.sw
+                if target.size:
+                    target[...] = dq[a, b, :, :, i0 : i0 + target.shape[2], j0 : j0 + target.shape[3]].transpose(
+                        1, 0, 2, 3
+                    )
 
 
 def _use_wide(p, w_in, ow, f, always=False):
-    """Whether a stride-1 product runs on wide rows: a rule measured on the benchmark's machine.
+    """Whether a product runs on wide rows (:class:`_Wide`): a rule measured on the benchmark's machine.
 
-    Wide rows make the copy into the column buffer cheap but add ``(Wp - OW)/OW`` more columns to the product,
-    whose cost grows with ``F`` (the copy's does not). For the forward pass and the weight gradient, wide rows paid
-    where ``F * (Wp - OW) / OW < 4`` (3-channel and 16-filter layers), lost a few percent on layers with 128
-    filters or 5x5 kernels; for the col2im input gradient (``always=True``) they also make the KH*KW slice-adds
-    contiguous and paid on every measured layer but one (within 5%).
+    Wide rows make the copy into the column buffer cheap but add ``(Wq - OW)/OW`` more columns to the product,
+    whose cost grows with ``F`` (the copy's does not). At stride 1, for the forward pass and the weight gradient,
+    wide rows paid where ``F * (Wq - OW) / OW < 8`` (3-channel, 16-filter and 64-filter layers; within noise for
+    5x5 kernels) and lost about 10% on a 128-filter layer. At stride > 1 the plain copy reads every S-th number,
+    and wide rows paid on every measured layer; for the col2im input gradient (``always=True``) they also make the
+    KH*KW slice-adds contiguous and paid everywhere but on one layer (within 5%).
     """
-    if not WIDE_ROWS or p.stride != (1, 1):
+    if not WIDE_ROWS:
         return False
+    if always or p.stride != (1, 1):
+        return True
     pt, pb, pl, pr = p.padding
     wp = w_in + pl + pr
-    return always or f * (wp - ow) < 4 * ow
-
-
-def _wide_dout(dout, lo, hi, wp, st, dtype):
-    """dout[lo:hi] as (F, B, OH, Wp) with zeros in the Wp - OW junk columns: (F, B*OH*Wp) for the products."""
-    b = hi - lo
-    f, oh, ow = dout.shape[1:]
-    dyw = _buffer(st, "dyw", (f, b, oh, wp), dtype)
-    if "dyw_zeroed" not in st or st["dyw_zeroed"] is not dyw:
-        dyw[..., ow:] = 0
-        st["dyw_zeroed"] = dyw
-    dyw[..., :ow] = dout[lo:hi].transpose(1, 0, 2, 3)
-    return dyw
+    return f * (wp - ow) < 8 * ow
 
 
 def _per_gemm(ohw, n):
@@ -309,23 +353,24 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, m
 
 
 def _forward_wide(x, w, p, shape, dtype):
-    """Stride-1 forward on "wide rows" (:func:`_wide_rows`): long contiguous copies, junk columns cropped."""
+    """Forward on wide rows (:class:`_Wide`): KH*KW long block copies per sample group, junk columns cropped."""
     n, c = x.shape[:2]
     f, cg, kh, kw = w.shape
     g = p.groups
     oh, ow = shape.oh, shape.ow
-    view, hp, wp = _wide_rows(x, kh, kw, p, dtype)  # (C, KH, KW, N, OH*Wp)
+    wide = _Wide(x.shape, (kh, kw), p, oh, ow)
+    xf = wide.phases(x, dtype)  # (SH, SW, N, C, Hq*Wq)
     wmat = _grouped(w.astype(dtype, copy=False), g)  # (G, Fg, Cg*KH*KW)
     out = np.empty((n, f, oh, ow), dtype=dtype)
-    lw = oh * wp
+    lw = wide.lw
 
     def work(lo, hi, st):
         b = hi - lo
-        cols = _buffer(st, "cols", (c, kh, kw, b, lw), dtype)
-        np.copyto(cols, view[:, :, :, lo:hi])  # (C, KH, KW, B, OH*Wp): runs of OH*Wp numbers
+        cols = _buffer(st, "cols", (c, kh * kw, b, lw), dtype)
+        wide.gather(xf, lo, hi, cols)  # (C, KH*KW, B, OH*Wq)
         y = _buffer(st, "y", (g, f // g, b * lw), dtype)
-        np.matmul(wmat, cols.reshape(g, cg * kh * kw, b * lw), out=y)  # (G, Fg, B*OH*Wp)
-        out[lo:hi] = y.reshape(f, b, oh, wp)[..., :ow].transpose(1, 0, 2, 3)  # crop the junk columns
+        np.matmul(wmat, cols.reshape(g, cg * kh * kw, b * lw), out=y)  # (G, Fg, B*OH*Wq)
+        out[lo:hi] = y.reshape(f, b, oh, wide.wq)[..., :ow].transpose(1, 0, 2, 3)  # crop the junk columns
 
     _run_batch(work, n, _per_gemm(lw, n), n * f * oh * ow * cg * kh * kw)
     return out
@@ -514,7 +559,7 @@ def _grad_input_col2im(dout, w, x_shape, p, method):
 
 
 def _grad_input_col2im_wide(dout, wmat_t, x_shape, khw, p, dtype):
-    """Stride-1 col2im on wide rows: each of the KH*KW slice-adds is one long contiguous add per (c, sample).
+    """col2im on wide rows: each of the KH*KW slice-adds is one long contiguous add per (channel, sample).
 
     ``dout`` is widened with zeros, so the junk columns of ``dcols`` are zeros and adding them anywhere is harmless.
     """
@@ -522,25 +567,19 @@ def _grad_input_col2im_wide(dout, wmat_t, x_shape, khw, p, dtype):
     g, ckk, fg = wmat_t.shape
     kh, kw = khw
     oh, ow = dout.shape[2:]
-    (dh, dw) = p.dilation
-    pt, pb, pl, pr = p.padding
-    hp, wp = h + pt + pb, wd + pl + pr
-    lw = oh * wp
+    wide = _Wide(x_shape, khw, p, oh, ow)
+    lw = wide.lw
     dx = np.empty(x_shape, dtype=dtype)
 
     def work(lo, hi, st):
         b = hi - lo
-        dyw = _wide_dout(dout, lo, hi, wp, st, dtype).reshape(g, fg, b * lw)
+        dyw = wide.wide_dout(dout, lo, hi, st, dtype).reshape(g, fg, b * lw)
         dcols = _buffer(st, "dcols", (g, ckk, b * lw), dtype)
-        np.matmul(wmat_t, dyw, out=dcols)  # (G, Cg*KH*KW, B*OH*Wp)
-        d5 = dcols.reshape(c, kh, kw, b, lw)
-        dxp = _buffer(st, "dxp", (c, b, (hp + 1) * wp), dtype)
-        dxp.fill(0)
-        for pi in range(kh):
-            for qj in range(kw):
-                off = dh * pi * wp + dw * qj
-                dxp[:, :, off : off + lw] += d5[:, pi, qj]
-        dx[lo:hi] = dxp[:, :, : hp * wp].reshape(c, b, hp, wp)[:, :, pt : pt + h, pl : pl + wd].transpose(1, 0, 2, 3)
+        np.matmul(wmat_t, dyw, out=dcols)  # (G, Cg*KH*KW, B*OH*Wq)
+        dxf = _buffer(st, "dxf", (wide.sh, wide.sw, c, b, wide.hq * wide.wq), dtype)
+        dxf.fill(0)
+        wide.scatter_add(dcols.reshape(c, kh * kw, b, lw), dxf)
+        wide.unphase(dxf, dx[lo:hi])
 
     _run_batch(work, n, _per_gemm(lw, n), n * g * fg * oh * ow * ckk)
     return dx
@@ -762,19 +801,20 @@ def conv2d_grad_weight(dout, x, w_shape, *, stride=1, padding=0, dilation=1, gro
 
 
 def _grad_weight_wide(dout, x, w_shape, p, dtype):
-    """Stride-1 weight gradient on wide rows: ``dout`` widened with zeros meets the junk columns."""
+    """Weight gradient on wide rows: ``dout`` widened with zeros meets the junk columns."""
     f, cg, kh, kw = w_shape
     g = p.groups
     n, c = x.shape[:2]
     oh, ow = dout.shape[2:]
-    view, hp, wp = _wide_rows(x, kh, kw, p, dtype)  # (C, KH, KW, N, OH*Wp)
-    lw = oh * wp
+    wide = _Wide(x.shape, (kh, kw), p, oh, ow)
+    xf = wide.phases(x, dtype)
+    lw = wide.lw
 
     def work(lo, hi, st):
         b = hi - lo
-        cols = _buffer(st, "cols", (c, kh, kw, b, lw), dtype)
-        np.copyto(cols, view[:, :, :, lo:hi])
-        dyw = _wide_dout(dout, lo, hi, wp, st, dtype).reshape(g, f // g, b * lw)
+        cols = _buffer(st, "cols", (c, kh * kw, b, lw), dtype)
+        wide.gather(xf, lo, hi, cols)
+        dyw = wide.wide_dout(dout, lo, hi, st, dtype).reshape(g, f // g, b * lw)
         part = np.matmul(dyw, cols.reshape(g, cg * kh * kw, b * lw).transpose(0, 2, 1))  # (G, Fg, Cg*KH*KW)
         if "dw" in st:
             st["dw"] += part
