@@ -292,7 +292,7 @@ def explore_full_conv():
         dout, w = args(dout_size, kernel_size)
         fig = P.plot_full_conv(dout, w, stride=stride, padding=padding, dilation=dilation, position=(row, col))
         dx = P._full_conv_data(dout, w, stride, padding, dilation, None)[5]
-        return fig, f"∇X (cb.conv2d_grad_input) = <code>{html.escape(np.array2string(dx, precision=3))}</code>"
+        return fig, f"∇X (cb.conv2d_grad_input) =<pre>{html.escape(np.array2string(dx, precision=3))}</pre>"
 
     return _explorer(controls, draw, adjust)
 
@@ -312,8 +312,8 @@ def explore_col2im():
     def draw(stride, dilation, upto):
         fig = P.plot_col2im(dout, w, stride=stride, dilation=dilation, upto=upto)
         dx = P._col2im_data(dout, w, stride, 0, dilation, None)[5]
-        return fig, (f"{upto} of {dout.size} rows added; with all of them ∇X = cb.conv2d_grad_input = "
-                     f"<code>{html.escape(np.array2string(dx, precision=3))}</code>")
+        return fig, (f"{upto} of {dout.size} rows added; with all of them ∇X = cb.conv2d_grad_input ="
+                     f"<pre>{html.escape(np.array2string(dx, precision=3))}</pre>")
 
     return _explorer(controls, draw)
 
