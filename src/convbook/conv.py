@@ -265,8 +265,8 @@ def _use_wide(p, w_in, ow, f, always=False):
 
     Wide rows make the copy into the column buffer cheap but add ``(Wq - OW)/OW`` more columns to the product,
     whose cost grows with ``F`` (the copy's does not). At stride 1, for the forward pass and the weight gradient,
-    wide rows paid where ``F * (Wq - OW) / OW < 8`` (3-channel, 16-filter and 64-filter layers; within noise for
-    5x5 kernels) and lost about 10% on a 128-filter layer. At stride > 1 the plain copy reads every S-th number,
+    wide rows paid where ``F * (Wq - OW) / OW < 8`` and the junk is at most 1/8 of the columns (3-channel,
+    16-filter and 64-filter 3x3 layers), and lost up to about 10% on a 128-filter layer and a 5x5 unpadded one. At stride > 1 the plain copy reads every S-th number,
     and wide rows paid on every measured layer; for the col2im input gradient (``always=True``) they also make the
     KH*KW slice-adds contiguous and paid everywhere but on one layer (within 5%).
     """
@@ -276,7 +276,7 @@ def _use_wide(p, w_in, ow, f, always=False):
         return True
     pt, pb, pl, pr = p.padding
     wp = w_in + pl + pr
-    return f * (wp - ow) < 8 * ow
+    return f * (wp - ow) < 8 * ow and 8 * (wp - ow) <= ow
 
 
 def _per_gemm(ohw, n):
