@@ -16,6 +16,7 @@ from .conv import (
     rot180_seed,
 )
 from .gradcheck import compare, numeric_vjp, rel_error
+from .layers import Conv2D
 from .im2col import col2im, im2col, im2col_loop, im2col_seed, window_view
 from .reference import conv2d_backward_reference, conv2d_forward_reference
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
@@ -23,8 +24,26 @@ from .source import show_source
 
 __version__ = "0.1.0"
 
+# Submodules with heavier or optional dependencies (matplotlib, ipywidgets) load on first use: `cb.plotting`,
+# `cb.widgets`, ...; `import convbook` itself needs NumPy only.
+_LAZY = ("bench", "bugs", "gpu", "plotting", "widgets", "winograd")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
     "METHODS",
+    "Conv2D",
     "ConvParams",
     "OutputShape",
     "col2im",
