@@ -102,7 +102,7 @@ THREADS = None
 #: groups would hold more of the column matrix at once).
 GEMM_COLUMNS = 1024
 #: Tiles per Winograd chunk (see :func:`_winograd_batched`).
-WINOGRAD_CHUNK_TILES = 384
+WINOGRAD_CHUNK_TILES = 512
 #: Use "wide rows" (:class:`_Wide`) where the rule :func:`_use_wide` says so; False: the plain window view everywhere.
 WIDE_ROWS = True
 #: Below this many multiply-adds a call is not worth the threads' start-up cost.

@@ -254,10 +254,11 @@ def winograd_conv2d(xpad, w, m=4):
 def _weight_transform(w, m, dtype):
     """U = G g G^T for every (f, c), as (alpha^2, F, C) in ``dtype`` (computed in float64, then rounded once)."""
     f, c = w.shape[:2]
-    alpha = m + 2
     G = _kron_matrices(m, np.dtype(dtype).str)[2]
-    u = np.einsum("ip,fcpq,jq->ijfc", G, w.astype(np.float64, copy=False), G, optimize=True)
-    return u.reshape(alpha * alpha, f, c).astype(dtype, copy=False)
+    # vec(G g G^T) = (G kron G) vec(g): one product (alpha^2, 9) @ (9, F*C) lands as (alpha^2, F, C)
+    kg = np.kron(G, G)  # (alpha^2, 9), float64
+    u = kg @ w.reshape(f * c, 9).T.astype(np.float64, copy=False)  # (alpha^2, F*C)
+    return u.reshape(-1, f, c).astype(dtype, copy=False)
 
 
 def _winograd_tiles(xpad, u, m, out=None):
