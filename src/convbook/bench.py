@@ -316,6 +316,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
                 "train_gflops": shape.train_flops / t_s / 1e9,
                 "forward_peak_fraction": shape.forward_flops / f_s / 1e9 / peak,
                 "train_peak_fraction": shape.train_flops / t_s / 1e9 / peak,
+                # the fastest run too: less sensitive than the median to other work on a shared machine
+                "forward_min_s": float(np.min(times[m]["forward"])),
+                "train_min_s": float(np.min(times[m]["train"])),
                 "runs": len(times[m]["forward"]),
                 "max_rel_diff": float(np.abs(outs[m] - ref_out).max() / scale),
             }

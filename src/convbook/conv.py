@@ -93,7 +93,7 @@ def _check_winograd(w_shape, p: ConvParams, what="w"):
 # --------------------------------------------------------------------------------------------------------------
 # the fast paths' batch loop: chunks of samples, buffers reused, threads over the batch
 
-#: Worker threads for the batch loops of ``"strided"`` and ``"winograd"`` (``None``: ``os.cpu_count()``; ``1``:
+#: Worker threads for the batch loops of ``"strided"`` and ``"winograd"`` (``None``: the usable cores; ``1``:
 #: no threads). While the workers run, the BLAS is held to one thread each (threadpoolctl, when installed), so
 #: that the copies, which NumPy runs on one core, are spread over the cores as well as the products.
 THREADS = None
@@ -114,7 +114,13 @@ _CONTROLLER = None
 
 
 def _n_threads():
-    t = THREADS if THREADS is not None else (os.cpu_count() or 1)
+    if THREADS is None:
+        try:
+            t = len(os.sched_getaffinity(0))  # the cores this process may run on
+        except AttributeError:  # not on every platform
+            t = os.cpu_count() or 1
+    else:
+        t = THREADS
     return max(1, int(t))
 
 
