@@ -8,7 +8,9 @@ fraction of the machine's float32 matrix-multiply peak (measured in the same run
 same number of operations); and the BLAS library, kernel and threads as :mod:`threadpoolctl` sees them.
 
 Methods are timed round-robin (one run of each method per round), so slow drifts of a shared machine hit every
-method alike. OpenBLAS reads ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower
+method alike; before each method's turn the benchmark pauses briefly and makes one untimed call, because the
+threads of one library (OpenBLAS, PyTorch's OpenMP) keep spinning for a moment after a call and would slow the
+next library's first call. OpenBLAS reads ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower
 kernel the benchmark says so. Unset them for the run only::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
@@ -78,6 +80,8 @@ QUICK_SHAPES = {
 }
 
 CONVBOOK_METHODS = ("reference", "im2col", "strided", "winograd")
+#: Pause before each method's turn in a round (seconds), see :func:`run`.
+SETTLE_S = 0.05
 
 
 def _methods_for(shape, quick):
@@ -300,6 +304,10 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
         for r in range(repeat):
             for m, (fwd, train) in candidates.items():
                 if r < per_kind_repeats[m]:
+                    # NumPy's BLAS threads and PyTorch's OpenMP threads keep spinning for a moment after a call,
+                    # taking cores from whichever library runs next: pause, then one untimed call first.
+                    time.sleep(SETTLE_S)
+                    fwd()
                     times[m]["forward"].append(_timeit(fwd))
                     times[m]["train"].append(_timeit(train))
         ref_name = "torch" if "torch" in outs else "strided"

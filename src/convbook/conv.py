@@ -105,8 +105,10 @@ GEMM_COLUMNS = 1024
 WINOGRAD_CHUNK_TILES = 512
 #: Use "wide rows" (:class:`_Wide`) where the rule :func:`_use_wide` says so; False: the plain window view everywhere.
 WIDE_ROWS = True
-#: Below this many multiply-adds a call is not worth the threads' start-up cost.
-THREAD_MIN_WORK = 2e7
+#: Below this many multiply-adds a call runs on one Python thread (the BLAS keeps its own threads). Measured on the
+#: benchmark's 2-core machine: threads over the batch paid on layers a and d (1.2e9 and 0.9e9 multiply-adds) and
+#: cost about 2 ms on b, c and e (0.06e9 to 0.24e9), more than they saved.
+THREAD_MIN_WORK = 3e8
 
 _POOL = None
 _POOL_LOCK = threading.Lock()
