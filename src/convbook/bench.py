@@ -80,8 +80,9 @@ QUICK_SHAPES = {
 }
 
 CONVBOOK_METHODS = ("reference", "im2col", "strided", "winograd")
-#: Pause before each method's turn in a round (seconds), see :func:`run`.
-SETTLE_S = 0.05
+#: Pause before each method's turn in a round (seconds), see :func:`run`: OpenBLAS threads spin for up to about
+#: 0.1 s after a call before they sleep.
+SETTLE_S = 0.25
 
 
 def _methods_for(shape, quick):
@@ -306,7 +307,7 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
                 if r < per_kind_repeats[m]:
                     # NumPy's BLAS threads and PyTorch's OpenMP threads keep spinning for a moment after a call,
                     # taking cores from whichever library runs next: pause, then one untimed call first.
-                    time.sleep(SETTLE_S)
+                    time.sleep(0 if quick else SETTLE_S)
                     fwd()
                     times[m]["forward"].append(_timeit(fwd))
                     times[m]["train"].append(_timeit(train))
