@@ -100,7 +100,7 @@ THREADS = None
 #: Columns per matrix product: samples are grouped so that one product has at least this many columns
 #: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed; larger
 #: groups would hold more of the column matrix at once).
-GEMM_COLUMNS = 1024
+GEMM_COLUMNS = 512
 #: Tiles per Winograd chunk (see :func:`_winograd_batched`).
 WINOGRAD_CHUNK_TILES = 512
 #: Use "wide rows" (:class:`_Wide`) where the rule :func:`_use_wide` says so; False: the plain window view everywhere.
