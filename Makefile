@@ -31,8 +31,9 @@ unexport MPLBACKEND
 PYTEST := $(BIN)/python -m pytest
 JB := $(BIN)/jupyter-book
 # --all: re-read every page, so `execute_notebooks: force` re-runs every notebook and no
-# warning hides in an incremental build.
-JB_BUILD := $(JB) build . --all -n --keep-going
+# warning hides in an incremental build. The old index.html goes first, so check-index proves
+# that this build wrote one.
+JB_BUILD := rm -f $(HTML)/index.html && $(JB) build . --all -n --keep-going
 
 # $(call step,NAME,COMMAND): run COMMAND, then print its wall time (also when it fails).
 step = @t0=$$(date +%s.%N); echo ">>> $(1)"; rc=0; $(2) || rc=$$?; \
