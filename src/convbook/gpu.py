@@ -5,6 +5,9 @@ faster im2col" runs on a GPU unchanged: the window view costs nothing, the copy 
 GPU kernel, and the product goes to cuBLAS. CuPy is optional: nothing in convbook needs it, and
 :func:`available` says whether a usable GPU is there.
 
+``python -m convbook.gpu [--json PATH]`` (on a machine with CuPy, a GPU and PyTorch) checks the CuPy results
+against the loop reference and times them against PyTorch's cuDNN convolution on the benchmark's layers.
+
 Notes
 -----
 Explained in the book's chapter "On the GPU" (``book/cuda.ipynb``).
@@ -16,7 +19,7 @@ import numpy as np
 
 from .shapes import _output_shape, check_channels, conv_params
 
-__all__ = ["available", "array_module", "conv2d_forward_xp"]
+__all__ = ["available", "array_module", "conv2d_forward_xp", "benchmark", "main"]
 
 
 def available():
@@ -106,3 +109,94 @@ def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
     if b is not None:
         out += b.astype(dtype, copy=False).reshape(1, f, 1, 1)
     return out
+
+
+def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch with CUDA
+    """Correctness checks (float64, vs the loop reference) and float32 timings vs cuDNN on the layers a-e.
+
+    Returns a JSON-ready dict. TF32 is switched off in PyTorch so that both sides compute in float32.
+    """
+    import platform
+    import time
+
+    import cupy
+    import torch
+
+    from .bench import SHAPES
+    from .reference import conv2d_forward_reference
+
+    result = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cupy": cupy.__version__,
+        "torch": torch.__version__,
+        "device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+    }
+    rng = np.random.default_rng(0)
+    checks = []
+    for case in (dict(padding=1), dict(stride=2, padding=1), dict(dilation=2), dict(groups=2, padding=(1, 0))):
+        x = rng.standard_normal((3, 4, 11, 9))
+        w = rng.standard_normal((6, 4 // case.get("groups", 1), 3, 3))
+        got = cupy.asnumpy(conv2d_forward_xp(cupy.asarray(x), cupy.asarray(w), **case))
+        want = conv2d_forward_reference(x, w, **case)
+        checks.append({"case": str(case), "max_abs_diff_f64": float(np.abs(got - want).max())})
+    result["checks"] = checks
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    F = torch.nn.functional
+
+    def timed(fn, sync):
+        for _ in range(3):
+            fn()
+        sync()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    rows = {}
+    for name, sh in SHAPES.items():
+        x = rng.standard_normal((sh.n, sh.c, sh.hw, sh.hw), dtype=np.float32)
+        w = rng.standard_normal((sh.f, sh.c, sh.k, sh.k), dtype=np.float32)
+        cx, cw = cupy.asarray(x), cupy.asarray(w)
+        tx, tw = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
+        kw = dict(stride=sh.stride, padding=sh.padding)
+        t_cp = timed(lambda: conv2d_forward_xp(cx, cw, **kw), cupy.cuda.Device().synchronize)
+        t_th = timed(lambda: F.conv2d(tx, tw, **kw), torch.cuda.synchronize)
+        ours = cupy.asnumpy(conv2d_forward_xp(cx, cw, **kw))
+        theirs = F.conv2d(tx, tw, **kw).cpu().numpy()
+        rows[name] = {
+            "cupy_im2col_gemm_s": t_cp,
+            "torch_cudnn_s": t_th,
+            "ratio": t_cp / t_th,
+            "cupy_tflops": sh.forward_flops / t_cp / 1e12,
+            "max_rel_diff_vs_torch": float(np.abs(ours - theirs).max() / np.abs(theirs).max()),
+        }
+    result["shapes"] = rows
+    result["note"] = f"float32, TF32 off, medians of {repeat} synchronised runs after 3 warm-ups"
+    return result
+
+
+def main(argv=None):  # pragma: no cover - needs CuPy and a GPU
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m convbook.gpu", description="CuPy im2col + GEMM vs cuDNN")
+    parser.add_argument("--json", default=None, metavar="PATH")
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args(argv)
+    if not available():
+        parser.exit(1, "CuPy with a CUDA device is needed for this check\n")
+    result = benchmark(args.repeat)
+    print(json.dumps(result, indent=1))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
