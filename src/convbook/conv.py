@@ -21,6 +21,7 @@ turned 180 degrees. They are the same linear map; the tests and the ∇X chapter
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -101,8 +102,8 @@ THREADS = None
 #: (small images, e.g. 8x8 outputs, make one-sample products too thin for the BLAS to run at speed; larger
 #: groups would hold more of the column matrix at once).
 GEMM_COLUMNS = 512
-#: Tiles per Winograd chunk (see :func:`_winograd_batched`).
-WINOGRAD_CHUNK_TILES = 512
+#: Bytes of transformed input tiles per Winograd chunk (see :func:`_winograd_batched`).
+WINOGRAD_CHUNK_BYTES = 1 << 19
 #: Use "wide rows" (:class:`_Wide`) where the rule :func:`_use_wide` says so; False: the plain window view everywhere.
 WIDE_ROWS = True
 #: Below this many multiply-adds a call runs on one Python thread (the BLAS keeps its own threads). Measured on the
@@ -150,6 +151,12 @@ def _chunks(n, per):
     return [(lo, min(lo + per, n)) for lo in range(0, n, per)]
 
 
+def _threaded(n, per_gemm, macs):
+    """The threadpoolctl controller when :func:`_run_batch` deals the ranges out to threads, else False."""
+    threads = min(_n_threads(), len(range(0, n, per_gemm)))
+    return _blas_controller() if threads > 1 and macs >= THREAD_MIN_WORK else False
+
+
 def _run_batch(work, n, per_gemm, macs):
     """Call ``work(lo, hi, state)`` on consecutive sample ranges of size ``per_gemm`` covering ``range(n)``.
 
@@ -159,7 +166,7 @@ def _run_batch(work, n, per_gemm, macs):
     """
     ranges = _chunks(n, per_gemm)
     threads = min(_n_threads(), len(ranges))
-    ctl = _blas_controller() if threads > 1 and macs >= THREAD_MIN_WORK else False
+    ctl = _threaded(n, per_gemm, macs)
     if not ctl:
         state = {}
         for lo, hi in ranges:
@@ -174,7 +181,12 @@ def _run_batch(work, n, per_gemm, macs):
             work(lo, hi, states[k])
 
     with ctl.limit(limits=1, user_api="blas"):
-        list(_pool(threads).map(run_block, range(threads)))
+        # the calling thread runs block 0 itself: with a pool's map, one worker could take every block while the
+        # other one was still waking up (measured: the whole batch on one thread in 3 of 5 calls)
+        futures = [_pool(threads - 1).submit(run_block, k) for k in range(1, threads)]
+        run_block(0)
+        for fut in futures:
+            fut.result()
     return states
 
 
@@ -354,7 +366,8 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, m
         out = _forward_strided(x, w, p, shape, dtype)
     else:
         _check_winograd(w.shape, p)
-        out = _winograd_batched(_pad(x, p.padding), w, m, dtype)
+        pt, pb, pl, pr = p.padding
+        out = _winograd_batched(x, w, m, dtype, (shape.oh, shape.ow), (pt, pl))
     if b is not None:
         out += b.astype(dtype, copy=False).reshape(1, -1, 1, 1)
     return out
@@ -384,29 +397,52 @@ def _forward_wide(x, w, p, shape, dtype):
     return out
 
 
-def _winograd_batched(xpad, w, m, dtype):
-    """Winograd over chunks of the batch (scratch memory bounded by the chunk).
+def _place(size, origin, limit):
+    """Rows ``src[s0:s1]`` land at ``dst[d0:d1]`` when ``src`` row 0 sits at ``dst`` row ``origin``, cropped to ``limit``."""
+    d0, d1 = max(origin, 0), min(origin + size, limit)
+    return (d0 - origin, d1 - origin), (d0, max(d0, d1))
 
-    The weights are transformed once; each chunk holds about ``WINOGRAD_CHUNK_TILES`` tiles, which kept the
-    transformed tiles in cache on the benchmark's machine (smaller chunks make the batched GEMM too thin, larger
-    ones spill).
+
+def _winograd_batched(src, w, m, dtype, out_hw, origin):
+    """Winograd over chunks of the batch (scratch memory bounded by the chunk), threads over the chunks.
+
+    The padded input is ``src`` (N, C, Hs, Ws) with its pixel (0, 0) at ``origin`` (row, col) of a zero
+    canvas (negative: cropped), bottom/right zeros up to a whole number of tiles of the ``out_hw`` output.
+    Each chunk of samples is padded into its own reused buffer (borders zeroed once), so the padding costs
+    no extra pass over the whole batch. The weights are transformed once; each chunk holds about
+    ``WINOGRAD_CHUNK_BYTES`` of transformed tiles, so that its transformed tiles stay in cache; the chunks are dealt out to
+    threads like the strided path's sample groups (the BLAS on one thread each: the tile gather and the
+    output scatter are copies, which NumPy runs on one core).
     """
     from .winograd import _weight_transform, _winograd_tiles
 
-    n, c, hp, wp = xpad.shape
+    n, c, hs, ws = src.shape
     f = w.shape[0]
-    oh, ow = hp - 2, wp - 2
-    u = _weight_transform(w, m, dtype)
+    oh, ow = out_hw
+    hneed, wneed = -(-oh // m) * m + 2, -(-ow // m) * m + 2
+    (r0, r1), (i0, i1) = _place(hs, origin[0], min(hneed, oh + 2))
+    (c0, c1), (j0, j1) = _place(ws, origin[1], min(wneed, ow + 2))
     out = np.empty((n, f, oh, ow), dtype=dtype)
 
     def work(lo, hi, st):
-        _winograd_tiles(xpad[lo:hi], u, m, out=out[lo:hi])
+        xp = _buffer(st, "xp", (hi - lo, c, hneed, wneed), dtype)
+        if st.get("xp_zeroed") is not xp:  # only the interior is written below: zero the borders once
+            xp.fill(0)
+            st["xp_zeroed"] = xp
+        xp[:, :, i0:i1, j0:j1] = src[lo:hi, :, r0:r1, c0:c1]
+        _winograd_tiles(xp, u, m, out=out[lo:hi], state=st)
 
     tiles = -(-oh // m) * -(-ow // m)
-    per = max(1, round(WINOGRAD_CHUNK_TILES / tiles))
-    # No Python threads here: Winograd's three products per chunk are large enough for the BLAS's own threads,
-    # and on the benchmark's 2-core machine splitting the batch over threads was slower (d: 17.7 vs 11.5 ms).
-    _run_batch(work, n, per, 0)
+    per = max(1, round(WINOGRAD_CHUNK_BYTES / ((m + 2) ** 2 * c * tiles * np.dtype(dtype).itemsize)))
+    per = min(per, -(-n // _n_threads()))
+    macs = n * f * c * oh * ow * 9
+    ctl = _threaded(n, per, macs)
+    # With threads, the weight transform's product runs on one BLAS thread too: a BLAS thread that has just
+    # worked keeps spinning for a while, taking the core that the second worker needs (measured on layer d:
+    # 9.4 ms with the transform on two BLAS threads, 5.7 ms without any)
+    with ctl.limit(limits=1, user_api="blas") if ctl else contextlib.nullcontext():
+        u = _weight_transform(w, m, dtype)
+        _run_batch(work, n, per, macs)
     return out
 
 
@@ -746,6 +782,9 @@ def _grad_input_rot180(dout, w, x_shape, p, method, m):
     eh, ew = dh * (kh - 1), dw * (kw - 1)
     # The correlation's input, cropped to what x's rows pt..pt+H-1 need: rows (pt - eh) .. (pt + H - 1) of the
     # dilated dout, in coordinates where dout[i] sits at S*i.
+    wt = rot180(_transpose_groups(w, p.groups)).astype(dtype, copy=False)  # (C, Fg, KH, KW), turned
+    if method == "winograd":  # stride 1: the correlation's input is dout itself, its row 0 at row eh - pt
+        return _winograd_batched(dout, wt, m, dtype, (h, wd), (eh - pt, ew - pl))
     big = np.zeros((n, f, h + eh, wd + ew), dtype=dtype)
     rows = eh - pt + sh * np.arange(oh)
     cols = ew - pl + sw * np.arange(ow)
@@ -754,10 +793,7 @@ def _grad_input_rot180(dout, w, x_shape, p, method, m):
     if ri.size and ci.size:
         big[:, :, rows[ri[0]] : rows[ri[-1]] + 1 : sh, cols[ci[0]] : cols[ci[-1]] + 1 : sw] = \
             dout[:, :, ri[0] : ri[-1] + 1, ci[0] : ci[-1] + 1]
-    wt = rot180(_transpose_groups(w, p.groups)).astype(dtype, copy=False)  # (C, Fg, KH, KW), turned
     inner = "strided" if method in ("strided", "im2col") else method
-    if inner == "winograd":
-        return _winograd_batched(big, wt, m, dtype)
     return conv2d_forward(big, wt, stride=1, padding=0, dilation=(dh, dw), groups=p.groups, method=inner)
 
 

@@ -206,6 +206,12 @@ def _kron_matrices(m, dtype_str):
     return kb, ka, G
 
 
+@lru_cache(maxsize=32)
+def _separable_matrices(m, dtype_str):
+    AT, _, BT = transform_matrices(m, 3, dtype=np.float64)
+    return BT.astype(dtype_str), AT.astype(dtype_str)
+
+
 def winograd_conv2d(xpad, w, m=4):
     """3x3, stride-1 cross-correlation of an already padded input by Winograd's F(m x m, 3 x 3).
 
@@ -261,21 +267,35 @@ def _weight_transform(w, m, dtype):
     return u.reshape(-1, f, c).astype(dtype, copy=False)
 
 
-def _winograd_tiles(xpad, u, m, out=None):
-    """The layer algorithm on an already padded input, with the weights already transformed (``u``)."""
+def _buffer(state, name, shape, dtype):
+    buf = state.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = state[name] = np.empty(shape, dtype=dtype)
+    return buf
+
+
+def _winograd_tiles(xpad, u, m, out=None, state=None):
+    """The layer algorithm on an already padded input, with the weights already transformed (``u``).
+
+    ``out`` (N, F, OH, OW), if given, sets the output size (default ``Hp - 2, Wp - 2``); ``xpad`` may then hold
+    extra zero rows/columns at the bottom/right (a whole number of tiles saves a copy). ``state`` keeps the scratch
+    buffers between calls of the same size.
+    """
     n, c, hp, wp = xpad.shape
     f = u.shape[1]
     dtype = u.dtype
-    oh, ow = hp - 2, wp - 2
+    oh, ow = (hp - 2, wp - 2) if out is None else out.shape[2:]
     alpha = m + 2
     th, tw = -(-oh // m), -(-ow // m)
-    kb, ka, _ = _kron_matrices(m, dtype.str)
+    p = n * th * tw
+    st = {} if state is None else state
+    BT, AT = _separable_matrices(m, dtype.str)
 
-    # Input tiles: pad bottom/right to th*m + 2 rows, tw*m + 2 cols, then a strided view of the overlapping
-    # alpha x alpha tiles (stride m). One copy gathers them as (alpha, alpha, C, N, th, tw).
+    # Input tiles: pad bottom/right to th*m + 2 rows, tw*m + 2 cols (unless xpad already has them), then a strided
+    # view of the overlapping alpha x alpha tiles (stride m). One copy gathers them as (alpha, alpha, C, N, th, tw).
     hneed, wneed = th * m + 2, tw * m + 2
-    if (hneed, wneed) != (hp, wp) or xpad.dtype != dtype:
-        xp = np.zeros((n, c, hneed, wneed), dtype=dtype)
+    if hp < hneed or wp < wneed or xpad.dtype != dtype:
+        xp = np.zeros((n, c, max(hp, hneed), max(wp, wneed)), dtype=dtype)
         xp[:, :, :hp, :wp] = xpad
     else:
         xp = xpad
@@ -283,19 +303,28 @@ def _winograd_tiles(xpad, u, m, out=None):
     tiles = np.lib.stride_tricks.as_strided(
         xp, shape=(alpha, alpha, c, n, th, tw), strides=(sh, sw, sc, sn, sh * m, sw * m), writeable=False
     )
-    d = np.empty((alpha * alpha, c, n, th, tw), dtype=dtype)
+    d = _buffer(st, "d", (alpha, alpha, c * p), dtype)
     d.reshape(alpha, alpha, c, n, th, tw)[...] = tiles
-    p = n * th * tw
-    # V = BT d B for all tiles: one GEMM (alpha^2, alpha^2) @ (alpha^2, C * tiles)
-    v = (kb @ d.reshape(alpha * alpha, c * p)).reshape(alpha * alpha, c, p)
-    del d
+    # V = BT d B for all tiles, one side at a time: rows (BT @ (alpha, alpha*C*tiles)), then columns (a batched
+    # (alpha, alpha) @ (alpha, C*tiles) over the first axis), both on contiguous data.
+    t = _buffer(st, "t", (alpha, alpha, c * p), dtype)
+    np.matmul(BT, d.reshape(alpha, alpha * c * p), out=t.reshape(alpha, alpha * c * p))
+    np.matmul(BT, t, out=d)
     # Elementwise products summed over C: a batched GEMM over the alpha^2 positions
-    mm = np.matmul(u, v)  # (alpha^2, F, tiles)
-    del v
-    # Y = AT M A for all tiles: (m^2, alpha^2) @ (alpha^2, F * tiles)
-    y = (ka @ mm.reshape(alpha * alpha, f * p)).reshape(m, m, f, n, th, tw)
-    y = y.transpose(3, 2, 4, 0, 5, 1).reshape(n, f, th * m, tw * m)  # a view: (N, F, th, m, tw, m)
+    mm = _buffer(st, "mm", (alpha * alpha, f, p), dtype)
+    np.matmul(u, d.reshape(alpha * alpha, c, p), out=mm)
+    # Y = AT M A for all tiles, one side at a time again
+    t2 = _buffer(st, "t2", (m, alpha, f * p), dtype)
+    np.matmul(AT, mm.reshape(alpha, alpha * f * p), out=t2.reshape(m, alpha * f * p))
+    y = _buffer(st, "y", (m, m, f * p), dtype)
+    np.matmul(AT, t2, out=y)
+    # Scatter: tile (ti, tj)'s output (i, j) is pixel (ti*m + i, tj*m + j); one strided copy per (i, j) (one
+    # copy in all, where a transpose-and-reshape of y would copy twice), tiles past the edge cropped.
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=dtype)
-    out[...] = y[:, :, :oh, :ow]
+    y6 = y.reshape(m, m, f, n, th, tw)
+    for i in range(min(m, oh)):
+        for j in range(min(m, ow)):
+            dst = out[:, :, i::m, j::m]
+            dst[...] = y6[i, j, :, :, : dst.shape[2], : dst.shape[3]].transpose(1, 0, 2, 3)
     return out
