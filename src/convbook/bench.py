@@ -8,10 +8,12 @@ fraction of the machine's float32 matrix-multiply peak (measured in the same run
 same number of operations); and the BLAS library, kernel and threads as :mod:`threadpoolctl` sees them.
 
 Methods are timed round-robin (one run of each method per round), so slow drifts of a shared machine hit every
-method alike; before each method's turn the benchmark pauses briefly and makes one untimed call, because the
+method alike; before each method's turn the benchmark pauses briefly and makes untimed calls, because the
 threads of one library (OpenBLAS, PyTorch's OpenMP) keep spinning for a moment after a call and would slow the
-next library's first call. OpenBLAS reads ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower
-kernel the benchmark says so. Unset them for the run only::
+next library's first call; the untimed calls go on for at least ``WARM_S`` seconds, since an idle core can take
+tens of milliseconds to come back to full speed (seen on a 2-core virtual machine). OpenBLAS reads
+``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower kernel the benchmark says so.
+Unset them for the run only::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
 
@@ -83,6 +85,20 @@ CONVBOOK_METHODS = ("reference", "im2col", "strided", "winograd")
 #: Pause before each method's turn in a round (seconds), see :func:`run`: OpenBLAS threads spin for up to about
 #: 0.1 s after a call before they sleep.
 SETTLE_S = 0.25
+
+
+#: Untimed calls before each method's timed ones, for at least this long (seconds): on the benchmark's 2-core
+#: virtual machine a core left idle for the pause came back slowly, and threaded code ran at one core's speed
+#: for the first 50-60 ms of calls (measured on layer a: 16 ms per Winograd forward, then 9-10 ms).
+WARM_S = 0.1
+
+
+def _warm(fn, seconds):
+    """Call ``fn`` at least once, and again until ``seconds`` have passed."""
+    t0 = time.perf_counter()
+    fn()
+    while time.perf_counter() - t0 < seconds:
+        fn()
 
 
 def _methods_for(shape, quick):
@@ -308,7 +324,7 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
                     # NumPy's BLAS threads and PyTorch's OpenMP threads keep spinning for a moment after a call,
                     # taking cores from whichever library runs next: pause, then one untimed call first.
                     time.sleep(0 if quick else SETTLE_S)
-                    fwd()
+                    _warm(fwd, 0 if quick else WARM_S)
                     times[m]["forward"].append(_timeit(fwd))
                     times[m]["train"].append(_timeit(train))
         ref_name = "torch" if "torch" in outs else "strided"
