@@ -107,9 +107,10 @@ WINOGRAD_CHUNK_BYTES = 1 << 19
 #: Use "wide rows" (:class:`_Wide`) where the rule :func:`_use_wide` says so; False: the plain window view everywhere.
 WIDE_ROWS = True
 #: Below this many multiply-adds a call runs on one Python thread (the BLAS keeps its own threads). Measured on the
-#: benchmark's 2-core machine: threads over the batch paid on layers a and d (1.2e9 and 0.9e9 multiply-adds) and
-#: cost about 2 ms on b, c and e (0.06e9 to 0.24e9), more than they saved.
-THREAD_MIN_WORK = 3e8
+#: benchmark's 2-core machine (float32, bench with warm-up): threads over the batch paid on every layer, a to e
+#: (0.06e9 to 1.2e9 multiply-adds; e.g. forward e 8.5 -> 4.7 ms, training c 8.8 -> 6.7 ms). An earlier
+#: measurement that found them 2 ms slower on b, c and e had a pool that sometimes ran both halves on one thread.
+THREAD_MIN_WORK = 3e7
 
 _POOL = None
 _POOL_LOCK = threading.Lock()
