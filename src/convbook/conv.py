@@ -230,10 +230,16 @@ class _Wide:
             for qj in range(self.kw)
         ]
 
-    def phases(self, x, dtype):
-        """(SH, SW, N, C, Hq*Wq): the padded input, split into stride phases, rows flattened (one copy of x)."""
+    def phases(self, x, dtype, out=None):
+        """(SH, SW, N, C, Hq*Wq): the padded input, split into stride phases, rows flattened (one copy of x).
+
+        ``out``, if given, is such an array whose padding is already zero (only the input's pixels are written).
+        """
         n, c = x.shape[:2]
-        xf = np.zeros((self.sh, self.sw, n, c, self.hq, self.wq), dtype=dtype)
+        if out is None:
+            xf = np.zeros((self.sh, self.sw, n, c, self.hq, self.wq), dtype=dtype)
+        else:
+            xf = out.reshape(self.sh, self.sw, n, c, self.hq, self.wq)
         for a in range(self.sh):
             for b in range(self.sw):
                 # padded rows a, a+S, ... that hold input rows: input row r sits at padded row r + pt
@@ -388,15 +394,20 @@ def _forward_wide(x, w, p, shape, dtype):
     g = p.groups
     oh, ow = shape.oh, shape.ow
     wide = _Wide(x.shape, (kh, kw), p, oh, ow)
-    xf = wide.phases(x, dtype)  # (SH, SW, N, C, Hq*Wq)
     wmat = _grouped(w.astype(dtype, copy=False), g)  # (G, Fg, Cg*KH*KW)
     out = np.empty((n, f, oh, ow), dtype=dtype)
     lw = wide.lw
 
     def work(lo, hi, st):
         b = hi - lo
+        # the sample group's phases, in the worker's own buffer (the copy runs on the worker's core)
+        xf = _buffer(st, "xf", (wide.sh, wide.sw, b, c, wide.hq * wide.wq), dtype)
+        if st.get("xf_zeroed") is not xf:  # padding and spare row: zeroed once, never written
+            xf.fill(0)
+            st["xf_zeroed"] = xf
+        wide.phases(x[lo:hi], dtype, out=xf)  # (SH, SW, B, C, Hq*Wq)
         cols = _buffer(st, "cols", (c, kh * kw, b, lw), dtype)
-        wide.gather(xf, lo, hi, cols)  # (C, KH*KW, B, OH*Wq)
+        wide.gather(xf, 0, b, cols)  # (C, KH*KW, B, OH*Wq)
         y = _buffer(st, "y", (g, f // g, b * lw), dtype)
         np.matmul(wmat, cols.reshape(g, cg * kh * kw, b * lw), out=y)  # (G, Fg, B*OH*Wq)
         out[lo:hi] = y.reshape(f, b, oh, wide.wq)[..., :ow].transpose(1, 0, 2, 3)  # crop the junk columns
