@@ -250,6 +250,15 @@ class _Wide:
                 xf[a, b, :, :, i0 : i0 + rows.shape[2], j0 : j0 + rows.shape[3]] = rows
         return xf.reshape(self.sh, self.sw, n, c, self.hq * self.wq)
 
+    def group_phases(self, x, lo, hi, st, dtype):
+        """The phases of samples lo..hi in the worker's own buffer (so the copy runs on the worker's core)."""
+        c = x.shape[1]
+        xf = _buffer(st, "xf", (self.sh, self.sw, hi - lo, c, self.hq * self.wq), dtype)
+        if st.get("xf_zeroed") is not xf:  # padding and spare row: zeroed once, never written
+            xf.fill(0)
+            st["xf_zeroed"] = xf
+        return self.phases(x[lo:hi], dtype, out=xf)
+
     def gather(self, xf, lo, hi, cols):
         """Fill ``cols`` (C, KH*KW, B, L) with the runs of samples lo..hi: KH*KW block copies."""
         for k, (a, b, off) in enumerate(self.runs):
@@ -400,12 +409,7 @@ def _forward_wide(x, w, p, shape, dtype):
 
     def work(lo, hi, st):
         b = hi - lo
-        # the sample group's phases, in the worker's own buffer (the copy runs on the worker's core)
-        xf = _buffer(st, "xf", (wide.sh, wide.sw, b, c, wide.hq * wide.wq), dtype)
-        if st.get("xf_zeroed") is not xf:  # padding and spare row: zeroed once, never written
-            xf.fill(0)
-            st["xf_zeroed"] = xf
-        wide.phases(x[lo:hi], dtype, out=xf)  # (SH, SW, B, C, Hq*Wq)
+        xf = wide.group_phases(x, lo, hi, st, dtype)  # (SH, SW, B, C, Hq*Wq)
         cols = _buffer(st, "cols", (c, kh * kw, b, lw), dtype)
         wide.gather(xf, 0, b, cols)  # (C, KH*KW, B, OH*Wq)
         y = _buffer(st, "y", (g, f // g, b * lw), dtype)
@@ -874,13 +878,13 @@ def _grad_weight_wide(dout, x, w_shape, p, dtype):
     n, c = x.shape[:2]
     oh, ow = dout.shape[2:]
     wide = _Wide(x.shape, (kh, kw), p, oh, ow)
-    xf = wide.phases(x, dtype)
     lw = wide.lw
 
     def work(lo, hi, st):
         b = hi - lo
+        xf = wide.group_phases(x, lo, hi, st, dtype)
         cols = _buffer(st, "cols", (c, kh * kw, b, lw), dtype)
-        wide.gather(xf, lo, hi, cols)
+        wide.gather(xf, 0, b, cols)
         dyw = wide.wide_dout(dout, lo, hi, st, dtype).reshape(g, f // g, b * lw)
         # dW'^T = X' . dY'^T: the long column matrix as the left operand ran ~1.5x faster in OpenBLAS than
         # dY' . X'^T (measured for 400 x 32 results), and the transpose back is tiny
