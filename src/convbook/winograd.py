@@ -197,16 +197,6 @@ def winograd_multiplications(m, r=3):
 
 
 @lru_cache(maxsize=32)
-def _kron_matrices(m, dtype_str):
-    dtype = np.dtype(dtype_str)
-    AT, G, BT = transform_matrices(m, 3, dtype=np.float64)
-    # vec(BT d B) = (BT kron BT) vec(d) for row-major vec: one GEMM transforms every tile at once.
-    kb = np.kron(BT, BT).astype(dtype)  # (alpha^2, alpha^2)
-    ka = np.kron(AT, AT).astype(dtype)  # (m^2, alpha^2)
-    return kb, ka, G
-
-
-@lru_cache(maxsize=32)
 def _separable_matrices(m, dtype_str):
     AT, _, BT = transform_matrices(m, 3, dtype=np.float64)
     return BT.astype(dtype_str), AT.astype(dtype_str)
@@ -216,9 +206,9 @@ def winograd_conv2d(xpad, w, m=4):
     """3x3, stride-1 cross-correlation of an already padded input by Winograd's F(m x m, 3 x 3).
 
     The output is cut into ``m x m`` tiles (the input is padded with zeros on the bottom/right to a whole
-    number of tiles, the extra outputs are cropped). Every transform is one matrix product over all tiles
-    at once; the ``alpha x alpha`` elementwise products become one batched GEMM
-    ``(alpha^2, F, C) @ (alpha^2, C, tiles)``.
+    number of tiles, the extra outputs are cropped). Each transform is two small matrix products over all tiles
+    at once (one per side of the tile, on contiguous data); the ``alpha x alpha`` elementwise products become one
+    batched GEMM ``(alpha^2, F, C) @ (alpha^2, C, tiles)``.
 
     Parameters
     ----------
