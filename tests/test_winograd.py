@@ -275,3 +275,26 @@ def test_winograd_conv2d_bad_shapes():
         winograd_conv2d(np.zeros((1, 2, 6, 6)), np.zeros((1, 3, 3, 3)), 2)
     with pytest.raises(ValueError, match="xpad"):
         winograd_conv2d(np.zeros((1, 1, 2, 6)), np.zeros((1, 1, 3, 3)), 2)
+
+
+@pytest.mark.parametrize("padding", [3, (4, 0), (0, 5)])
+@pytest.mark.parametrize("threads", [False, True])
+def test_chunks_threads_and_wide_padding_vs_reference(padding, threads, monkeypatch):
+    """Per-chunk padding (including padding past the kernel, where the input gradient crops dout), chunks of one
+    sample, an odd batch split over threads: still the loop reference."""
+    from convbook import conv
+
+    monkeypatch.setattr(conv, "WINOGRAD_CHUNK_BYTES", 1)  # one sample per chunk
+    monkeypatch.setattr(conv, "THREAD_MIN_WORK", 0 if threads else float("inf"))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 4, 6, 9))
+    w = rng.standard_normal((3, 4, 3, 3))
+    b = rng.standard_normal(3)
+    want = conv2d_forward_reference(x, w, b, padding=padding)
+    got = conv2d_forward(x, w, b, padding=padding, method="winograd")
+    assert got.shape == want.shape and _rel(got, want) < RTOL64[4]
+    dout = rng.standard_normal(want.shape)
+    dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd")
+    rdx, rdw, rdb = conv2d_backward_reference(dout, x, w, padding=padding)
+    assert _rel(dx, rdx) < RTOL64[4] and _rel(dw, rdw) < RTOL64[4]
+    np.testing.assert_allclose(db, rdb, rtol=1e-12)
