@@ -148,3 +148,33 @@ def test_route_rule():
     assert conv._fast_route((1, 64, 8, 8), (64, 64, 3, 3), p1) == "rot180"
     assert conv._fast_route((1, 3, 8, 8), (32, 3, 3, 3), p1) == "col2im"
     assert conv._fast_route((1, 32, 8, 8), (32, 32, 3, 3), p2) == "col2im"
+
+
+def test_plots_and_memory_table_read_the_result(quick_result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    r = quick_result
+    fig = bench.plot_result(r, title="quick")
+    bars = [p for ax in fig.axes for p in ax.patches]
+    methods = {m for s in r["shapes"].values() for m in s["methods"] if m != "reference"}
+    # one bar per (panel, method, shape), and the time panel's heights are the result's times in ms
+    assert len(bars) == 3 * len(methods) * len(r["shapes"])
+    heights = sorted(round(b.get_height(), 9) for b in fig.axes[0].patches if np.isfinite(b.get_height()))
+    want = sorted(round(s["methods"][m]["train_s"] * 1e3, 9) for s in r["shapes"].values() for m in s["methods"]
+                  if m != "reference")
+    assert heights == want
+    plt.close(fig)
+    targets = {"q1": (1.0, 2.0), "q2": (3.0, 4.0)}
+    fig = bench.plot_targets(r, targets)
+    fwd = [b.get_height() for b in fig.axes[0].patches]
+    assert fwd == [bench.best_ratio(r, n, "forward_ratio") for n in ("q1", "q2")]
+    assert bench.best_ratio(r, "q1", "train_ratio") == min(
+        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in ("im2col", "strided", "winograd")
+        if m in r["shapes"]["q1"]["methods"])
+    plt.close(fig)
+    table = bench.format_memory(r).splitlines()
+    assert table[0].split()[:3] == ["shape", "im2col", "matrix"] and len(table) == len(r["shapes"]) + 2
+    assert set(bench.TARGETS) == set(bench.SHAPES)

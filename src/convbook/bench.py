@@ -75,6 +75,9 @@ SHAPES = {
     "e": Shape(32, 16, 32, 28, 5, 1, 0),
 }
 
+#: The issue's targets: convbook's best method's time / PyTorch's, (forward, training step), per shape.
+TARGETS = {"a": (1.0, 1.5), "b": (2.5, 3.0), "c": (2.5, 3.0), "d": (1.0, 1.5), "e": (2.5, 3.0)}
+
 #: Tiny layers for ``--quick`` (seconds, includes the loop reference): structure checks, not speed.
 QUICK_SHAPES = {
     "q1": Shape(2, 3, 4, 8, 3, 1, 1),
@@ -425,6 +428,86 @@ def format_table(result):
             f"{'':<30} GEMM peak {s['peak_gflops']:.1f} GFLOP/s (n={s['peak_gemm_n']}); * = best convbook method; "
             f"memory as multiples of the input (im2col matrix {s['im2col_matrix_x']:.2f}x, output {s['output_x']:.2f}x)"
         )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading a result: pictures and the memory table (the benchmarks chapter draws stored and live runs with these)
+
+#: One colour per method, from the book's Okabe-Ito palette.
+METHOD_COLORS = {"reference": "#CC79A7", "im2col": "#E69F00", "strided": "#0072B2", "winograd": "#009E73",
+                 "torch": "#555555"}
+FAST_METHODS = ("im2col", "strided", "winograd")
+
+
+def best_ratio(result, shape, key):
+    """The smallest ``key`` ("forward_ratio" or "train_ratio") among convbook's fast methods for one shape."""
+    rows = result["shapes"][shape]["methods"]
+    return min(rows[m][key] for m in FAST_METHODS if m in rows)
+
+
+def plot_result(result, title=None):
+    """Training-step time per method and shape, its ratio to the baseline, and its fraction of the GEMM peak.
+
+    Returns a matplotlib Figure (matplotlib is imported here only).
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(result["shapes"])
+    methods = [m for m in METHOD_COLORS if m != "reference" and any(m in s["methods"] for s in result["shapes"].values())]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    width = 0.8 / len(methods)
+    for k, m in enumerate(methods):
+        xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(names))]
+        rows = [result["shapes"][n]["methods"].get(m) for n in names]
+        for ax, key, scale in zip(axes, ("train_s", "train_ratio", "train_peak_fraction"), (1e3, 1, 1)):
+            ax.bar(xs, [r[key] * scale if r else np.nan for r in rows], width, label=m, color=METHOD_COLORS[m])
+    axes[0].set_ylabel("training step (ms, log)")
+    axes[0].set_yscale("log")
+    axes[1].set_ylabel(f"time / {result['baseline']} (log)")
+    axes[1].set_yscale("log")
+    axes[1].axhline(1, color="k", lw=0.8)
+    axes[2].set_ylabel("fraction of GEMM peak")
+    for ax in axes:
+        ax.set_xticks(range(len(names)), names)
+    axes[0].legend(fontsize=8)
+    if title is None:
+        blas = result["machine"]["blas"][0] if result["machine"]["blas"] else {"architecture": "?", "threads": "?"}
+        title = (f"{result['date'][:10]}: {result['machine']['cpu_count']} CPUs, BLAS kernel {blas['architecture']}, "
+                 f"{blas['threads']} threads, torch {result['torch']}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_targets(result, targets=TARGETS):
+    """The best convbook method's ratio to PyTorch per shape, forward and training step, beside the targets."""
+    import matplotlib.pyplot as plt
+
+    names = [n for n in result["shapes"] if n in targets]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+    for i, (ax, key, label) in enumerate(zip(axes, ("forward_ratio", "train_ratio"), ("forward", "training step"))):
+        ax.bar(names, [best_ratio(result, n, key) for n in names], color=METHOD_COLORS["strided"],
+               label="best convbook method")
+        ax.scatter(names, [targets[n][i] for n in names], marker="_", s=400, color="#D55E00", label="target", zorder=3)
+        ax.axhline(1, color="k", lw=0.8)
+        ax.set_title(f"{label}: time / {result['baseline']}")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def format_memory(result):
+    """Peak extra memory per method, forward / training step, as multiples of the input size (a text table)."""
+    lines = [f"{'shape':<6}{'im2col matrix':>15}" + "".join(f"{m:>18}" for m in FAST_METHODS)]
+    for n, s in result["shapes"].items():
+        cells = []
+        for m in FAST_METHODS:
+            r = s["methods"].get(m)
+            cells.append(f"{r['forward_peak_mem_x']:6.2f} / {r['train_peak_mem_x']:6.2f}"
+                         if r and "train_peak_mem_x" in r else "-")
+        lines.append(f"{n:<6}{s['im2col_matrix_x']:>14.2f}x" + "".join(f"{c:>18}" for c in cells))
+    lines.append("(forward / training step, multiples of the input size)")
     return "\n".join(lines)
 
 
