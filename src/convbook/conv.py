@@ -173,7 +173,7 @@ def _run_batch(work, n, per_gemm, macs):
         for lo, hi in ranges:
             work(lo, hi, state)
         return [state]
-    # contiguous blocks of ranges, one block per thread
+    # the ranges dealt out round-robin, one block per thread
     blocks = [ranges[i::threads] for i in range(threads)]
     states = [{} for _ in blocks]
 
