@@ -297,6 +297,20 @@ def _faces(shape, default):
     return [[default for _ in range(shape[1])] for _ in range(shape[0])]
 
 
+def _filled_so_far(values, upto, key):
+    """Faces and text of a grid filled in row-major order up to and including cell ``upto``; the rest blank."""
+    rows, cols = values.shape
+    last = upto[0] * cols + upto[1]
+    faces = _faces((rows, cols), (1.0, 1.0, 1.0))
+    text = [["" for _ in range(cols)] for _ in range(rows)]
+    for r in range(rows):
+        for c in range(cols):
+            if r * cols + c <= last:
+                faces[r][c] = tint(key)
+                text[r][c] = _fmt(values[r, c])
+    return faces, text
+
+
 def _lines_needed(n):
     """Rows of cells reserved for n lines of text."""
     return 0.55 * n + 0.2
@@ -383,13 +397,7 @@ def plot_sliding_window(x=None, w=None, *, stride=2, padding=1, dilation=1, posi
     d.grid(w, xk, top, tint("kernel"), name="K")
     d.text(xk, top - 0.35, "K", scale=0.9)
     # output so far
-    faces = _faces((oh, ow), (1.0, 1.0, 1.0))
-    text = [["" for _ in range(ow)] for _ in range(oh)]
-    for a in range(oh):
-        for b in range(ow):
-            if a * ow + b <= i * ow + j:
-                faces[a][b] = tint("output")
-                text[a][b] = _fmt(y[a, b])
+    faces, text = _filled_so_far(y, (i, j), "output")
     d.grid(None, xo, top, faces, shape=(oh, ow), text=text, name="Y")
     d.outline(xo + j, top + i, 1, 1)
     d.text(xo, top - 0.35, "Y", scale=0.9)
@@ -802,13 +810,7 @@ def plot_grad_weight(x=None, dout=None, *, kernel_size=2, stride=1, padding=0, d
     d.grid(dout, x2, top, tint("gradient"), name="dY")
     d.text(x2, top - 0.35, "∇Y", scale=0.85)
     d.text(x2 + ow + 0.25, top + oh / 2, "Σ→", scale=1.0)
-    faces = _faces((kh, kw), (1.0, 1.0, 1.0))
-    text = [["" for _ in range(kw)] for _ in range(kh)]
-    for r in range(kh):
-        for c in range(kw):
-            if r * kw + c <= a * kw + b:
-                faces[r][c] = tint("gradient")
-                text[r][c] = _fmt(dw[r, c])
+    faces, text = _filled_so_far(dw, (a, b), "gradient")
     d.grid(None, x3, top, faces, shape=(kh, kw), text=text, name="dK")
     d.outline(x3 + b, top + a, 1, 1)
     d.text(x3, top - 0.35, "∇K", scale=0.85)
