@@ -23,7 +23,7 @@ def test_quick_run_structure(quick_result):
         assert s["shape"] == list(shape)
         assert s["peak_gflops"] > 0
         methods = s["methods"]
-        assert {"reference", "im2col", "strided"} <= set(methods)
+        assert {"reference", "tutorial", "strided"} <= set(methods)
         assert ("winograd" in methods) == (shape.k == 3 and shape.stride == 1)
         for m, row in methods.items():
             assert row["forward_s"] > 0 and row["train_s"] > 0
@@ -172,7 +172,7 @@ def test_plots_and_memory_table_read_the_result(quick_result):
     fwd = [b.get_height() for b in fig.axes[0].patches]
     assert fwd == [bench.best_ratio(r, n, "forward_ratio") for n in ("q1", "q2")]
     assert bench.best_ratio(r, "q1", "train_ratio") == min(
-        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in ("im2col", "strided", "winograd")
+        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in ("tutorial", "strided", "winograd")
         if m in r["shapes"]["q1"]["methods"])
     plt.close(fig)
     table = bench.format_memory(r).splitlines()

@@ -8,7 +8,7 @@ import pytest
 from convbook import bugs
 from convbook.conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from convbook.gradcheck import numeric_vjp, rel_error
-from convbook.im2col import col2im
+from convbook.columns import col2im
 
 BUG_IDS = [b.name for b in bugs.BUGS]
 

@@ -8,7 +8,7 @@ from cases import CASES, make_case, random_like
 
 import convbook as cb
 
-FAST = ["im2col", "strided"]
+FAST = ["tutorial", "strided"]
 
 
 def reference_all(x, w, b, kw):
@@ -110,7 +110,7 @@ def test_convolution_adjoint_identity(name):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-@pytest.mark.parametrize("method", ["reference", "im2col", "strided"])
+@pytest.mark.parametrize("method", ["reference", "tutorial", "strided"])
 def test_dtype_in_is_dtype_out(dtype, method):
     x, w, b, kw = make_case("stride2-pad1", dtype=dtype)
     y = cb.conv2d_forward(x, w, b, method=method, **kw)
@@ -130,7 +130,7 @@ def test_mixed_dtypes_promote_as_numpy_does():
     assert y.dtype == np.float32
 
 
-@pytest.mark.parametrize("method", ["reference", "im2col", "strided"])
+@pytest.mark.parametrize("method", ["reference", "tutorial", "strided"])
 def test_inputs_are_never_modified_and_results_own_their_memory(method):
     x, w, b, kw = make_case("everything")
     dout = random_like(cb.conv2d_forward(x, w, b, **kw).shape)
@@ -150,14 +150,14 @@ def test_inputs_are_never_modified_and_results_own_their_memory(method):
 def test_rot180_and_the_seeds_two_rotations_agree():
     rng = np.random.default_rng(0)
     weights = rng.standard_normal((3, 3, 2, 4))  # the seed's (k, k, C_in, C_out)
-    one, two = cb.rot180_seed(weights, 1), cb.rot180_seed(weights, 2)
+    one, two = cb.rot180_tutorial(weights, 1), cb.rot180_tutorial(weights, 2)
     np.testing.assert_array_equal(one, two)
     # the same as convbook's rot180 on (F, C, KH, KW) with channels swapped: (k, k, C_out, C_in) is, in
     # convbook's layout, a kernel with C_in outputs and C_out inputs
     w = weights.transpose(3, 2, 0, 1)  # (C_out, C_in, k, k) = (F, C, KH, KW)
     np.testing.assert_array_equal(one.transpose(3, 2, 0, 1), cb.rot180(w.swapaxes(0, 1)))
     with pytest.raises(ValueError, match="way must be 1 or 2"):
-        cb.rot180_seed(weights, 3)
+        cb.rot180_tutorial(weights, 3)
 
 
 def test_dilate_inserts_zeros():

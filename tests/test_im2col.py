@@ -42,7 +42,7 @@ def test_rows_are_windows_in_n_i_j_order_and_columns_in_c_p_q_order():
 def test_seed_im2col_matches_for_batch_one():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 6, 5))
-    seed = cb.im2col_seed(x.transpose(0, 2, 3, 1), 3, 1)  # the seed flattens (k, k, C): channels last
+    seed = cb.im2col_tutorial(x.transpose(0, 2, 3, 1), 3, 1)  # the seed flattens (k, k, C): channels last
     ours = cb.im2col(x, 3)  # (c, p, q) order
     np.testing.assert_array_equal(seed, ours.reshape(-1, 3, 3, 3).transpose(0, 2, 3, 1).reshape(ours.shape))
 

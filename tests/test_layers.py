@@ -14,7 +14,7 @@ SETTINGS = [
     pytest.param(2, 3, 2, dict(dilation=2, padding=(1, 0)), (2, 2, 6, 6), id="dilation"),
     pytest.param(4, 6, 3, dict(groups=2, padding="same"), (1, 4, 5, 5), id="groups-same"),
     pytest.param(3, 3, 3, dict(groups=3, stride=(2, 1), bias=False), (2, 3, 7, 6), id="depthwise-nobias"),
-    pytest.param(4, 4, (3, 2), dict(groups=2, stride=2, dilation=(1, 2), padding=(2, 1), method="im2col"),
+    pytest.param(4, 4, (3, 2), dict(groups=2, stride=2, dilation=(1, 2), padding=(2, 1), method="tutorial"),
                  (1, 4, 7, 8), id="everything-im2col"),
 ]
 
@@ -176,6 +176,6 @@ def test_repr():
     assert repr(Conv2D(4, 4, (3, 1), stride=2, padding=(1, 0), dilation=2, groups=4, bias=False, rng=0)) == (
         "Conv2D(4, 4, kernel_size=(3, 1), stride=(2, 2), padding=(1, 0), dilation=(2, 2), groups=4, bias=False)"
     )
-    assert repr(Conv2D(1, 1, 3, padding="same", method="im2col", rng=0)) == (
-        "Conv2D(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same, method='im2col')"
+    assert repr(Conv2D(1, 1, 3, padding="same", method="tutorial", rng=0)) == (
+        "Conv2D(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same, method='tutorial')"
     )

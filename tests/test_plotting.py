@@ -234,10 +234,10 @@ def test_col2im_adds_up_to_grad_input():
         P.plot_col2im(upto=10)
 
 
-def test_rot180_seed_ways_drawn():
+def test_rot180_tutorial_ways_drawn():
     w = np.arange(1.0, 19.0).reshape(3, 3, 1, 2)
     fig = P.plot_rot180(w)
-    r1, r2 = cb.rot180_seed(w, 1), cb.rot180_seed(w, 2)
+    r1, r2 = cb.rot180_tutorial(w, 1), cb.rot180_tutorial(w, 2)
     for co in range(2):
         np.testing.assert_array_equal(as_grid(fig, f"R1_0{co}", (3, 3)), r1[:, :, co, 0])
         np.testing.assert_array_equal(as_grid(fig, f"R2_0{co}", (3, 3)), r2[:, :, co, 0])

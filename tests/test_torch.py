@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")
 
 
-@pytest.mark.parametrize("method", ["reference", "im2col", "strided"])
+@pytest.mark.parametrize("method", ["reference", "tutorial", "strided"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_forward_and_gradients_match_pytorch(name, method):
     x, w, b, kw = make_case(name)

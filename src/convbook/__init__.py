@@ -4,6 +4,7 @@ Semantics are PyTorch's ``torch.nn.functional.conv2d`` (cross-correlation), layo
 ``(F, C // groups, KH, KW)``.
 """
 
+from .kernels import dilate, rot180, rot180_tutorial, swap_in_out
 from .conv import (
     METHODS,
     conv2d_backward,
@@ -11,13 +12,10 @@ from .conv import (
     conv2d_grad_bias,
     conv2d_grad_input,
     conv2d_grad_weight,
-    dilate,
-    rot180,
-    rot180_seed,
 )
 from .gradcheck import compare, numeric_vjp, rel_error
 from .layers import Conv2D
-from .im2col import col2im, im2col, im2col_loop, im2col_seed, window_view
+from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .reference import conv2d_backward_reference, conv2d_forward_reference
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
 from .source import show_source
@@ -60,11 +58,12 @@ __all__ = [
     "dilate",
     "im2col",
     "im2col_loop",
-    "im2col_seed",
+    "im2col_tutorial",
     "numeric_vjp",
     "rel_error",
     "rot180",
-    "rot180_seed",
+    "rot180_tutorial",
     "show_source",
+    "swap_in_out",
     "window_view",
 ]

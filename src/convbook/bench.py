@@ -84,7 +84,7 @@ QUICK_SHAPES = {
     "q2": Shape(2, 4, 4, 9, 3, 2, 0),
 }
 
-CONVBOOK_METHODS = ("reference", "im2col", "strided", "winograd")
+CONVBOOK_METHODS = ("reference", "tutorial", "strided", "winograd")
 #: Pause before each method's turn in a round (seconds), see :func:`run`: OpenBLAS threads spin for up to about
 #: 0.1 s after a call before they sleep.
 SETTLE_S = 0.25
@@ -105,7 +105,7 @@ def _warm(fn, seconds):
 
 
 def _methods_for(shape, quick):
-    methods = ["im2col", "strided"]
+    methods = ["tutorial", "strided"]
     if shape.k == 3 and shape.stride == 1:
         methods.append("winograd")
     if quick:
@@ -435,9 +435,9 @@ def format_table(result):
 # Reading a result: pictures and the memory table (the benchmarks chapter draws stored and live runs with these)
 
 #: One colour per method, from the book's Okabe-Ito palette.
-METHOD_COLORS = {"reference": "#CC79A7", "im2col": "#E69F00", "strided": "#0072B2", "winograd": "#009E73",
+METHOD_COLORS = {"reference": "#CC79A7", "tutorial": "#E69F00", "strided": "#0072B2", "winograd": "#009E73",
                  "torch": "#555555"}
-FAST_METHODS = ("im2col", "strided", "winograd")
+FAST_METHODS = ("tutorial", "strided", "winograd")
 
 
 def best_ratio(result, shape, key):

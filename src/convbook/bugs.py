@@ -19,9 +19,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight, dilate, rot180
+from .conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
+from .kernels import dilate, rot180, swap_in_out
 from .gradcheck import numeric_vjp, rel_error
-from .im2col import im2col
+from .columns import im2col
 from .shapes import _pair, conv_output_shape, conv_params
 
 __all__ = [
@@ -226,7 +227,7 @@ def check_grad_weight(fn, settings=SETTINGS, *, tol=1e-6):
 
 
 def check_col2im(fn, settings=SETTINGS, *, tol=1e-6):
-    """Check a col2im against its definition: the gradient of :func:`~convbook.im2col.im2col`.
+    """Check a col2im against its definition: the gradient of :func:`~convbook.columns.im2col`.
 
     im2col copies pixels into columns, so its backward pass adds each column entry back onto the pixel it was
     copied from; finite differences of im2col (float64) give exactly that.
@@ -234,7 +235,7 @@ def check_col2im(fn, settings=SETTINGS, *, tol=1e-6):
     Parameters
     ----------
     fn : callable ``fn(cols, x_shape, kernel_size, *, stride, padding, dilation) -> x``
-        Same signature as :func:`~convbook.im2col.col2im`. (``groups`` plays no part in im2col.)
+        Same signature as :func:`~convbook.columns.col2im`. (``groups`` plays no part in im2col.)
 
     Returns
     -------
@@ -242,7 +243,7 @@ def check_col2im(fn, settings=SETTINGS, *, tol=1e-6):
 
     Examples
     --------
-    >>> from convbook.im2col import col2im
+    >>> from convbook.columns import col2im
     >>> bool(check_col2im(col2im)), bool(check_col2im(col2im_assign))
     (True, False)
     """
@@ -297,12 +298,6 @@ def check_gradcheck(checker, settings=SETTINGS[:4]):
 # Helpers shared by the correct routes and the bugs
 
 
-def _swap_in_out(w, groups):
-    """(F, C // groups, KH, KW) -> (C, F // groups, KH, KW): within each group, input and output channels swap."""
-    f, cg, kh, kw = w.shape
-    return w.reshape(groups, f // groups, cg, kh, kw).swapaxes(1, 2).reshape(groups * cg, f // groups, kh, kw)
-
-
 def _pad_full(a, eh, ew):
     """Pad the last two axes by ``eh`` rows and ``ew`` columns of zeros on each side."""
     return np.pad(a, ((0, 0), (0, 0), (eh, eh), (ew, ew)))
@@ -340,7 +335,7 @@ def grad_input_full_conv(dout, w, x_shape, *, stride=1, padding=0, dilation=1, g
     """
     p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
     big = _pad_full(dilate(dout, p.stride), eh, ew)  # zeros between the rows of dout, then a D(K-1) border
-    wt = rot180(_swap_in_out(w, p.groups))  # (C, F // groups, KH, KW), every kernel turned 180 degrees
+    wt = rot180(swap_in_out(w, p.groups))  # (C, F // groups, KH, KW), every kernel turned 180 degrees
     dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)  # gradient of the padded input
     return _fit(dxp, x_shape, p)
 
@@ -349,7 +344,7 @@ def grad_input_stride_forgotten(dout, w, x_shape, *, stride=1, padding=0, dilati
     """The input gradient by the rot180 route (bug zoo specimen)."""
     p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
     big = _pad_full(dout, eh, ew)
-    wt = rot180(_swap_in_out(w, p.groups))
+    wt = rot180(swap_in_out(w, p.groups))
     dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
     return _fit(dxp, x_shape, p)
 
@@ -358,7 +353,7 @@ def grad_input_not_rotated(dout, w, x_shape, *, stride=1, padding=0, dilation=1,
     """The input gradient by the rot180 route (bug zoo specimen)."""
     p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
     big = _pad_full(dilate(dout, p.stride), eh, ew)
-    wt = _swap_in_out(w, p.groups)
+    wt = swap_in_out(w, p.groups)
     dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
     return _fit(dxp, x_shape, p)
 
@@ -367,7 +362,7 @@ def grad_input_dilation_twice(dout, w, x_shape, *, stride=1, padding=0, dilation
     """The input gradient by the rot180 route, for dilated kernels (bug zoo specimen)."""
     p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
     big = _pad_full(dilate(dout, p.stride), eh, ew)
-    wt = dilate(rot180(_swap_in_out(w, p.groups)), p.dilation)
+    wt = dilate(rot180(swap_in_out(w, p.groups)), p.dilation)
     dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
     return _fit(dxp, x_shape, p)
 
@@ -379,7 +374,7 @@ def grad_input_dilation_twice(dout, w, x_shape, *, stride=1, padding=0, dilation
 def col2im_assign(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1):
     """col2im, one strided slice per kernel offset (bug zoo specimen).
 
-    Same signature as :func:`~convbook.im2col.col2im`: ``cols`` is ``(N*OH*OW, C*KH*KW)``, rows ``(n, i, j)``,
+    Same signature as :func:`~convbook.columns.col2im`: ``cols`` is ``(N*OH*OW, C*KH*KW)``, rows ``(n, i, j)``,
     columns ``(c, p, q)``.
     """
     n, c, h, w = x_shape
@@ -495,11 +490,11 @@ BUGS = (
     Bug("kernel not rotated", grad_input_not_rotated, check_grad_input, grad_input_full_conv,
         "The channels are swapped but the kernels are not turned 180 degrees: the full convolution needs "
         "w[f, c, KH-1-p, KW-1-q], because output (i, j) reached input pixel (i + p, j + q) through w[p, q].",
-        "wt = rot180(_swap_in_out(w, p.groups))"),
+        "wt = rot180(swap_in_out(w, p.groups))"),
     Bug("dilation counted twice", grad_input_dilation_twice, check_grad_input, grad_input_full_conv,
         "The kernel is dilated by hand (zeros inserted) and then the convolution is asked for dilation D as well: "
         "the taps end up D*D apart instead of D.",
-        "wt = rot180(_swap_in_out(w, p.groups))  # and keep dilation=p.dilation in the convolution"),
+        "wt = rot180(swap_in_out(w, p.groups))  # and keep dilation=p.dilation in the convolution"),
     Bug("= instead of +=", col2im_assign, check_col2im, None,
         "col2im writes each kernel offset's slice with '=', so where windows overlap the last one wins; a pixel "
         "read by several windows must receive the sum of their gradients.",

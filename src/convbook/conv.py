@@ -4,8 +4,8 @@
 
 ``"reference"``
     Plain loops over the definition (:mod:`convbook.reference`). Slow, obviously right.
-``"im2col"``
-    The seed's route: the column matrix built window by window (:func:`~convbook.im2col.im2col_loop`), then one
+``"tutorial"``
+    The seed's route: the column matrix built window by window (:func:`~convbook.columns.im2col_loop`), then one
     matrix product per group, ``Y' = X' . K'``.
 ``"strided"`` (default)
     The column matrix read from a strided view, laid out ``(C*KH*KW, OH*OW)`` per sample so that
@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import reference
-from .im2col import _col2im_6d, _pad, _window_view, im2col_loop
+from .columns import _col2im_6d, _pad, _window_view, im2col_loop
+from .kernels import dilate, rot180, rot180_tutorial, swap_in_out
 from .shapes import (
     ConvParams,
     _check_float,
@@ -50,11 +51,11 @@ __all__ = [
     "conv2d_grad_weight",
     "conv2d_grad_bias",
     "rot180",
-    "rot180_seed",
+    "rot180_tutorial",
     "dilate",
 ]
 
-METHODS = ("reference", "im2col", "strided", "winograd")
+METHODS = ("reference", "tutorial", "strided", "winograd")
 ROUTES = ("col2im", "rot180")
 WINOGRAD_TILES = (2, 4, 6)
 
@@ -352,7 +353,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, m
         ``"same"`` needs stride 1; for an even kernel the extra row/column is at the bottom/right, as in PyTorch.
     groups : int
         Input and output channels split into ``groups`` blocks; filter block ``g`` sees input block ``g`` only.
-    method : {"strided", "im2col", "reference", "winograd"}
+    method : {"strided", "tutorial", "reference", "winograd"}
     m : int, optional
         Winograd output tile size (2, 4 or 6; default 4). Only with ``method="winograd"``.
 
@@ -386,7 +387,7 @@ def conv2d_forward(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1, m
     # the fast paths add the bias per sample group, while the group's output is in cache and on both cores (on
     # layer b, whose output is 10.7x its input, one pass over the whole output afterwards cost about 1 ms)
     bias = None if b is None else b.astype(dtype, copy=False).reshape(-1, 1, 1)
-    if method == "im2col":
+    if method == "tutorial":
         out = _forward_im2col(x, w, p, shape, dtype)
         if bias is not None:
             out += bias
@@ -574,7 +575,7 @@ def conv2d_grad_input(dout, w, x_shape, *, stride=1, padding=0, dilation=1, grou
     w : (F, C // groups, KH, KW) ndarray
     x_shape : (N, C, H, W) tuple
     stride, padding, dilation, groups : as for :func:`conv2d_forward`
-    method : {"strided", "im2col", "reference", "winograd"}
+    method : {"strided", "tutorial", "reference", "winograd"}
         ``"winograd"`` always takes the ``"rot180"`` route (a 3x3, stride-1 convolution again).
     route : {"col2im", "rot180"}
         ``"col2im"``: ``dcols = dout' . K'^T``, then scatter-add the columns back (overlaps add).
@@ -624,7 +625,7 @@ def _grad_input_col2im(dout, w, x_shape, p, method):
     oh, ow = dout.shape[2:]
     dtype = np.result_type(dout, w)
     wmat_t = _grouped(w.astype(dtype, copy=False), g).transpose(0, 2, 1)  # (G, Cg*KH*KW, Fg)
-    if method == "im2col":
+    if method == "tutorial":
         # the seed's matrix form: dX' = dY' . K'^T, rows (n, i, j), then col2im
         dcols = np.empty((n * oh * ow, c * kh * kw), dtype=dtype)
         dy = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # (N*OH*OW, F)
@@ -710,94 +711,6 @@ def _grad_input_col2im_strided(dout, wmat_t, x_shape, khw, p, dtype):
     return dx
 
 
-def rot180(w):
-    """Turn every kernel of ``w`` by 180 degrees: flip both spatial axes.
-
-    Parameters
-    ----------
-    w : (..., KH, KW) ndarray
-
-    Returns
-    -------
-    (..., KH, KW) ndarray, a new array
-
-    Examples
-    --------
-    >>> rot180(np.arange(4).reshape(2, 2))
-    array([[3, 2],
-           [1, 0]])
-    """
-    return np.ascontiguousarray(np.asarray(w)[..., ::-1, ::-1])
-
-
-def rot180_seed(weights, way=1):
-    """The source tutorial's two ways to rotate a ``(k, k, C_in, C_out)`` kernel and swap its channel axes.
-
-    ``way=1``: ``np.flipud(np.fliplr(weights)).swapaxes(2, 3)``.
-    ``way=2``: flatten the two spatial axes, reverse them, swap the channels. Reversing the ``k*k`` flattened
-    positions is the same as flipping both axes, so the two ways agree; both give ``(k, k, C_out, C_in)``.
-
-    Examples
-    --------
-    >>> wt = np.arange(2 * 2 * 1 * 3).reshape(2, 2, 1, 3)
-    >>> np.array_equal(rot180_seed(wt, 1), rot180_seed(wt, 2))
-    True
-    """
-    weights = np.asarray(weights)
-    if weights.ndim != 4 or weights.shape[0] != weights.shape[1]:
-        raise ValueError(f"expected weights of shape (k, k, C_in, C_out), got {weights.shape}")
-    k, _, c_in, c_out = weights.shape
-    if way == 1:
-        flip_weights = np.flipud(np.fliplr(weights))
-        flip_weights = flip_weights.swapaxes(2, 3)
-    elif way == 2:
-        flip_weights = weights.reshape([-1, c_in, c_out])
-        flip_weights = flip_weights[::-1, ...]
-        flip_weights = flip_weights.swapaxes(1, 2)
-        flip_weights = flip_weights.reshape(k, k, c_out, c_in)
-    else:
-        raise ValueError(f"way must be 1 or 2, got {way!r}")
-    return np.ascontiguousarray(flip_weights)
-
-
-def dilate(dout, stride):
-    """Insert ``stride - 1`` zeros between neighbouring rows and columns of ``dout``.
-
-    A strided convolution is a stride-1 convolution with the outputs in between thrown away; their gradient is
-    zero, and these zeros put it back.
-
-    Parameters
-    ----------
-    dout : (N, F, OH, OW) ndarray
-    stride : int or (int, int)
-
-    Returns
-    -------
-    (N, F, SH*(OH-1)+1, SW*(OW-1)+1) ndarray
-
-    Examples
-    --------
-    >>> dilate(np.ones((1, 1, 2, 2)), 2)[0, 0]
-    array([[1., 0., 1.],
-           [0., 0., 0.],
-           [1., 0., 1.]])
-    """
-    dout = np.asarray(dout)
-    if dout.ndim != 4:
-        raise ValueError(f"expected dout of 4 dimensions (N, F, OH, OW), got shape {dout.shape}")
-    sh, sw = conv_params(1, stride=stride).stride
-    n, f, oh, ow = dout.shape
-    out = np.zeros((n, f, sh * (oh - 1) + 1, sw * (ow - 1) + 1), dtype=dout.dtype)
-    out[:, :, ::sh, ::sw] = dout
-    return out
-
-
-def _transpose_groups(w, groups):
-    """(F, Cg, KH, KW) -> (C, Fg, KH, KW): per group, input and output channels swapped."""
-    f, cg, kh, kw = w.shape
-    return w.reshape(groups, f // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4).reshape(groups * cg, f // groups, kh, kw)
-
-
 def _grad_input_rot180(dout, w, x_shape, p, method, m):
     """dx = conv(pad(dilate(dout)), rot180(w)^T), computed only over the rows/columns of x that are kept.
 
@@ -814,7 +727,7 @@ def _grad_input_rot180(dout, w, x_shape, p, method, m):
     eh, ew = dh * (kh - 1), dw * (kw - 1)
     # The correlation's input, cropped to what x's rows pt..pt+H-1 need: rows (pt - eh) .. (pt + H - 1) of the
     # dilated dout, in coordinates where dout[i] sits at S*i.
-    wt = rot180(_transpose_groups(w, p.groups)).astype(dtype, copy=False)  # (C, Fg, KH, KW), turned
+    wt = rot180(swap_in_out(w, p.groups)).astype(dtype, copy=False)  # (C, Fg, KH, KW), turned
     if method == "winograd":  # stride 1: the correlation's input is dout itself, its row 0 at row eh - pt
         return _winograd_batched(dout, wt, m, dtype, (h, wd), (eh - pt, ew - pl))
     big = np.zeros((n, f, h + eh, wd + ew), dtype=dtype)
@@ -825,7 +738,7 @@ def _grad_input_rot180(dout, w, x_shape, p, method, m):
     if ri.size and ci.size:
         big[:, :, rows[ri[0]] : rows[ri[-1]] + 1 : sh, cols[ci[0]] : cols[ci[-1]] + 1 : sw] = \
             dout[:, :, ri[0] : ri[-1] + 1, ci[0] : ci[-1] + 1]
-    inner = "strided" if method in ("strided", "im2col") else method
+    inner = "strided" if method in ("strided", "tutorial") else method
     return conv2d_forward(big, wt, stride=1, padding=0, dilation=(dh, dw), groups=p.groups, method=inner)
 
 
@@ -838,7 +751,7 @@ def conv2d_grad_weight(dout, x, w_shape, *, stride=1, padding=0, dilation=1, gro
     x : (N, C, H, W) ndarray
     w_shape : (F, C // groups, KH, KW) tuple
     stride, padding, dilation, groups : as for :func:`conv2d_forward`
-    method : {"strided", "im2col", "reference", "winograd"}
+    method : {"strided", "tutorial", "reference", "winograd"}
         ``"winograd"`` uses the strided path (the weight gradient is not a small-kernel convolution).
 
     Returns
@@ -867,7 +780,7 @@ def conv2d_grad_weight(dout, x, w_shape, *, stride=1, padding=0, dilation=1, gro
         w = np.zeros(w_shape, dtype=dtype)
         return reference.conv2d_backward_reference(dout, x, w, stride=p.stride, padding=padding,
                                                    dilation=p.dilation, groups=p.groups)[1]
-    if method == "im2col":
+    if method == "tutorial":
         dy = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, f)  # (N*OH*OW, F)
         dw = np.empty((f, cg * kh * kw), dtype=dtype)
         fg = f // g

@@ -39,7 +39,7 @@ class Conv2D:
         Must divide both ``in_channels`` and ``out_channels``; ``groups == in_channels`` is a depthwise layer.
     bias : bool
         Whether the layer adds a learned bias ``b`` of shape ``(F,)``.
-    method : {"strided", "im2col", "reference", "winograd"}
+    method : {"strided", "tutorial", "reference", "winograd"}
         How :func:`~convbook.conv.conv2d_forward` and :func:`~convbook.conv.conv2d_backward` do the work.
     rng : None, int or numpy.random.Generator
         Seed or generator for the initial weights. ``None`` draws fresh entropy, as PyTorch does unseeded.

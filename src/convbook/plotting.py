@@ -1,7 +1,7 @@
 """Pictures of every step of a convolution layer, forward and backward: pure matplotlib.
 
 Three kinds of function, all drawing the numbers convbook itself computes (``conv2d_forward``, ``im2col``,
-``col2im``, ``conv2d_grad_input``, ``conv2d_grad_weight``, ``window_view``, ``rot180_seed``, ``winograd``), never a
+``col2im``, ``conv2d_grad_input``, ``conv2d_grad_weight``, ``window_view``, ``rot180_tutorial``, ``winograd``), never a
 second implementation of the maths:
 
 * ``plot_*(..., ax=None) -> Figure``: one static picture. The figure is closed before it is returned, so a
@@ -30,8 +30,8 @@ from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch, Rectangle
 
 from . import winograd as _winograd
-from .conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight, dilate, rot180, rot180_seed
-from .im2col import col2im, im2col, window_view
+from .conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight, dilate, rot180, rot180_tutorial
+from .columns import col2im, im2col, window_view
 from .shapes import conv_output_shape, conv_params
 
 __all__ = [
@@ -1161,14 +1161,14 @@ def plot_rot180(w=None, *, ax=None):
 
     Notes
     -----
-    The rotations are :func:`convbook.rot180_seed` (``way=1``: flipud(fliplr) then swapaxes; ``way=2``: reshape
+    The rotations are :func:`convbook.rot180_tutorial` (``way=1``: flipud(fliplr) then swapaxes; ``way=2``: reshape
     to (k·k, C_in, C_out), reverse, swapaxes) and :func:`convbook.rot180`.
     """
     w = np.arange(1.0, 19.0).reshape(3, 3, 1, 2) if w is None else np.asarray(w, dtype=float)
     if w.ndim != 4 or w.shape[0] != w.shape[1]:
         raise ValueError(f"w must have shape (k, k, C_in, C_out), got {w.shape}")
     k, _, cin, cout = w.shape
-    r1, r2 = rot180_seed(w, 1), rot180_seed(w, 2)  # (k, k, C_out, C_in)
+    r1, r2 = rot180_tutorial(w, 1), rot180_tutorial(w, 2)  # (k, k, C_out, C_in)
     rc = rot180(w.transpose(3, 2, 0, 1))  # NCHW (C_out, C_in, k, k), turned
     same12 = np.array_equal(r1, r2)
     same_cb = np.array_equal(r1.transpose(2, 3, 0, 1), rc)

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import plotting as P
 from .conv import conv2d_forward
-from .im2col import im2col
+from .columns import im2col
 from .shapes import conv_output_shape
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Every row of the column matrix is one window of the (padded) input, flattened. Three ways to build it:
 
-* :func:`im2col_seed` is the source tutorial's loop, verbatim (NHWC, no padding, no dilation);
+* :func:`im2col_tutorial` is the source tutorial's loop, verbatim (NHWC, no padding, no dilation);
 * :func:`im2col_loop` is the same idea for NCHW with stride, padding and dilation, one window at a time;
 * :func:`im2col` builds the whole matrix from a strided view (:func:`window_view`), no Python loop over windows.
 
@@ -16,10 +16,10 @@ import numpy as np
 
 from .shapes import ConvParams, _check_float, _check_ndim, _output_shape, _pair, check_shape_arg, conv_params
 
-__all__ = ["im2col_seed", "im2col_loop", "im2col", "window_view", "col2im"]
+__all__ = ["im2col_tutorial", "im2col_loop", "im2col", "window_view", "col2im"]
 
 
-def im2col_seed(image, ksize, stride):
+def im2col_tutorial(image, ksize, stride):
     """The source tutorial's im2col, exactly as it teaches it (its comment translated).
 
     A very plain implementation: easy to understand, slow enough to make you cry. ``image`` is 4-D
@@ -29,7 +29,7 @@ def im2col_seed(image, ksize, stride):
     Examples
     --------
     >>> image = np.arange(9.0).reshape(1, 3, 3, 1)
-    >>> im2col_seed(image, 2, 1)
+    >>> im2col_tutorial(image, 2, 1)
     array([[0., 1., 3., 4.],
            [1., 2., 4., 5.],
            [3., 4., 6., 7.],
