@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from convbook import gpu
-from convbook.reference import conv2d_forward_reference
+from convbook.conv import conv2d_forward
 
 CASES = [
     dict(),
@@ -21,7 +21,7 @@ def test_numpy_module_matches_reference(case):
     w = rng.standard_normal((6, 4 // case.get("groups", 1), 3, 2))
     b = rng.standard_normal(6)
     got = gpu.conv2d_forward_xp(x, w, b, **case)
-    np.testing.assert_allclose(got, conv2d_forward_reference(x, w, b, **case), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, conv2d_forward(x, w, b, **case, method="reference"), rtol=1e-12, atol=1e-12)
     assert got.flags.c_contiguous
 
 
@@ -48,5 +48,5 @@ def test_cupy_matches_numpy():  # pragma: no cover - runs on a GPU machine only
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
     got = gpu.conv2d_forward_xp(cupy.asarray(x), cupy.asarray(w), padding=1)
     assert gpu.array_module(got) is cupy
-    want = conv2d_forward_reference(x.astype(np.float64), w.astype(np.float64), padding=1)
+    want = conv2d_forward(x.astype(np.float64), w.astype(np.float64), padding=1, method="reference")
     np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-4, atol=1e-4)

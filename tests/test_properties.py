@@ -42,7 +42,7 @@ def test_every_method_and_route_agrees_with_the_reference(setting):
     y = cb.conv2d_forward(x, w, b, method="reference", **kw)
     dout = rng.standard_normal(y.shape)
     dx, dw, db = cb.conv2d_backward(dout, x, w, method="reference", **kw)
-    for method in ("tutorial", "strided"):
+    for method in ("tutorial", "strided", "wide", "auto"):
         np.testing.assert_allclose(cb.conv2d_forward(x, w, b, method=method, **kw), y, atol=1e-12)
         for route in ("col2im", "rot180"):
             got = cb.conv2d_grad_input(dout, w, x_shape, method=method, route=route, **kw)

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import convbook as cb
 from convbook.conv import conv2d_backward, conv2d_forward, conv2d_grad_input
-from convbook.reference import conv2d_backward_reference, conv2d_forward_reference
 from convbook.winograd import (
     transform_matrices,
     winograd_conv2d,
@@ -174,7 +174,7 @@ def test_winograd_conv2d_matches_reference(m, shape):
     x = rng.standard_normal(shape)
     w = rng.standard_normal((4, shape[1], 3, 3))
     got = winograd_conv2d(x, w, m)
-    want = conv2d_forward_reference(x, w)
+    want = conv2d_forward(x, w, method="reference")
     assert got.shape == want.shape
     assert got.dtype == np.float64
     if m == 2:
@@ -199,7 +199,7 @@ def test_winograd_dtypes(dtype, rtol):
     w = rng.standard_normal((3, 8, 3, 3))
     got = winograd_conv2d(x.astype(dtype), w.astype(dtype), 4)
     assert got.dtype == dtype
-    assert _rel(got.astype(np.float64), conv2d_forward_reference(x, w)) < rtol
+    assert _rel(got.astype(np.float64), conv2d_forward(x, w, method="reference")) < rtol
 
 
 PADDINGS = [0, 1, 2, (1, 0), (0, 2), "same", "valid"]
@@ -212,13 +212,13 @@ def test_forward_and_gradients_vs_reference(m, padding):
     x = rng.standard_normal((2, 3, 7, 10))
     w = rng.standard_normal((5, 3, 3, 3))
     b = rng.standard_normal(5)
-    want = conv2d_forward_reference(x, w, b, padding=padding)
+    want = conv2d_forward(x, w, b, padding=padding, method="reference")
     got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
     assert got.shape == want.shape
     assert _rel(got, want) < RTOL64[m]
     dout = rng.standard_normal(want.shape)
     dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd", m=m)
-    rdx, rdw, rdb = conv2d_backward_reference(dout, x, w, padding=padding)
+    rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
     assert dx.shape == x.shape and dw.shape == w.shape
     assert _rel(dx, rdx) < RTOL64[m]
     assert _rel(dw, rdw) < RTOL64[m]
@@ -237,7 +237,7 @@ def test_default_tile_is_4():
     np.testing.assert_array_equal(a, b)
     dout = rng.standard_normal(a.shape)
     dx = conv2d_grad_input(dout, w, x.shape, padding=1, method="winograd")
-    assert _rel(dx, conv2d_backward_reference(dout, x, w, padding=1)[0]) < RTOL64[4]
+    assert _rel(dx, conv2d_backward(dout, x, w, padding=1, method="reference")[0]) < RTOL64[4]
 
 
 @pytest.mark.parametrize(
@@ -279,22 +279,26 @@ def test_winograd_conv2d_bad_shapes():
 
 @pytest.mark.parametrize("padding", [3, (4, 0), (0, 5)])
 @pytest.mark.parametrize("threads", [False, True])
-def test_chunks_threads_and_wide_padding_vs_reference(padding, threads, monkeypatch):
+def test_chunks_threads_and_wide_padding_vs_reference(padding, threads):
     """Per-chunk padding (including padding past the kernel, where the input gradient crops dout), chunks of one
     sample, an odd batch split over threads: still the loop reference."""
-    from convbook import conv
+    knobs = dict(winograd_chunk_bytes=1, thread_min_work=0 if threads else float("inf"))
+    with cb.options(threads=2, **knobs):  # one sample per chunk
+        _chunks_threads_and_wide_padding(padding, threads)
 
-    monkeypatch.setattr(conv, "WINOGRAD_CHUNK_BYTES", 1)  # one sample per chunk
-    monkeypatch.setattr(conv, "THREAD_MIN_WORK", 0 if threads else float("inf"))
+
+def _chunks_threads_and_wide_padding(padding, threads):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((5, 4, 6, 9))
     w = rng.standard_normal((3, 4, 3, 3))
     b = rng.standard_normal(3)
-    want = conv2d_forward_reference(x, w, b, padding=padding)
+    want = conv2d_forward(x, w, b, padding=padding, method="reference")
     got = conv2d_forward(x, w, b, padding=padding, method="winograd")
     assert got.shape == want.shape and _rel(got, want) < RTOL64[4]
+    plan = cb.engine.last_plan()
+    assert (plan.groups, plan.threads) == (5, 2 if threads else 1)
     dout = rng.standard_normal(want.shape)
     dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd")
-    rdx, rdw, rdb = conv2d_backward_reference(dout, x, w, padding=padding)
+    rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
     assert _rel(dx, rdx) < RTOL64[4] and _rel(dw, rdw) < RTOL64[4]
     np.testing.assert_allclose(db, rdb, rtol=1e-12)

@@ -7,6 +7,7 @@ Semantics are PyTorch's ``torch.nn.functional.conv2d`` (cross-correlation), layo
 from .kernels import dilate, rot180, rot180_tutorial, swap_in_out
 from .conv import (
     METHODS,
+    ROUTES,
     conv2d_backward,
     conv2d_forward,
     conv2d_grad_bias,
@@ -16,7 +17,7 @@ from .conv import (
 from .gradcheck import compare, numeric_vjp, rel_error
 from .layers import Conv2D
 from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
-from .reference import conv2d_backward_reference, conv2d_forward_reference
+from .engine import options
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
 from .source import show_source
 
@@ -41,15 +42,14 @@ def __dir__():
 
 __all__ = [
     "METHODS",
+    "ROUTES",
     "Conv2D",
     "ConvParams",
     "OutputShape",
     "col2im",
     "compare",
     "conv2d_backward",
-    "conv2d_backward_reference",
     "conv2d_forward",
-    "conv2d_forward_reference",
     "conv2d_grad_bias",
     "conv2d_grad_input",
     "conv2d_grad_weight",
@@ -60,6 +60,7 @@ __all__ = [
     "im2col_loop",
     "im2col_tutorial",
     "numeric_vjp",
+    "options",
     "rel_error",
     "rot180",
     "rot180_tutorial",

@@ -23,7 +23,8 @@ from .conv import conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from .kernels import dilate, rot180, swap_in_out
 from .gradcheck import numeric_vjp, rel_error
 from .columns import im2col
-from .shapes import _pair, conv_output_shape, conv_params
+from .methods.strided import full_conv_border
+from .shapes import as_pair, conv_output_shape, conv_params
 
 __all__ = [
     "Setting",
@@ -295,76 +296,49 @@ def check_gradcheck(checker, settings=SETTINGS[:4]):
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Helpers shared by the correct routes and the bugs
-
-
-def _pad_full(a, eh, ew):
-    """Pad the last two axes by ``eh`` rows and ``ew`` columns of zeros on each side."""
-    return np.pad(a, ((0, 0), (0, 0), (eh, eh), (ew, ew)))
-
-
-def _fit(dxp, x_shape, p):
-    """Zero rows/columns up to the padded input's size (pixels past the last window), then cut the padding off."""
-    _, _, h, w = x_shape
-    pt, pb, pl, pr = p.padding
-    dxp = np.pad(dxp, ((0, 0), (0, 0), (0, h + pt + pb - dxp.shape[2]), (0, w + pl + pr - dxp.shape[3])))
-    return dxp[:, :, pt : pt + h, pl : pl + w]
-
-
-def _full_conv_setup(w, stride, padding, dilation, groups):
-    p = conv_params(w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
-    eh = p.dilation[0] * (w.shape[2] - 1)  # the dilated kernel's span, minus one: the "full" padding
-    ew = p.dilation[1] * (w.shape[3] - 1)
-    return p, eh, ew
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The input gradient as a full convolution (the seed's route), correct and with three bugs
+# The input gradient as a full convolution (the tutorial's route), correct and with three bugs
+#
+# The specimens follow the five steps of :func:`convbook.methods.strided.full_conv_operands` and get one
+# of them wrong; steps 2-4 (:func:`~convbook.methods.strided.full_conv_border`) they share with it.
 
 
 def grad_input_full_conv(dout, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1):
-    """``dx = conv(pad(dilate(dout, S), D(K-1)), rot180(w))``, channels swapped: the rot180 route, correct.
+    """``dx = conv(pad(dilate(dout, S)), rot180(w))``, channels swapped: the rot180 route, correct.
 
-    Written out step by step; :func:`~convbook.conv.conv2d_grad_input` with ``route="rot180"`` computes the same
-    thing without the zeros it does not need.
+    convbook's own: :func:`~convbook.conv.conv2d_grad_input` with ``route="rot180"``, whose steps are
+    :func:`convbook.methods.strided.full_conv_operands`.
 
     Examples
     --------
     >>> bool(check_grad_input(grad_input_full_conv))
     True
     """
-    p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
-    big = _pad_full(dilate(dout, p.stride), eh, ew)  # zeros between the rows of dout, then a D(K-1) border
-    wt = rot180(swap_in_out(w, p.groups))  # (C, F // groups, KH, KW), every kernel turned 180 degrees
-    dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)  # gradient of the padded input
-    return _fit(dxp, x_shape, p)
+    return conv2d_grad_input(dout, w, x_shape, stride=stride, padding=padding, dilation=dilation,
+                             groups=groups, method="strided", route="rot180")
 
 
 def grad_input_stride_forgotten(dout, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1):
     """The input gradient by the rot180 route (bug zoo specimen)."""
-    p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
-    big = _pad_full(dout, eh, ew)
+    p = conv_params(w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    big = full_conv_border(dout, w.shape[2:], x_shape, p)
     wt = rot180(swap_in_out(w, p.groups))
-    dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
-    return _fit(dxp, x_shape, p)
+    return conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
 
 
 def grad_input_not_rotated(dout, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1):
     """The input gradient by the rot180 route (bug zoo specimen)."""
-    p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
-    big = _pad_full(dilate(dout, p.stride), eh, ew)
+    p = conv_params(w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    big = full_conv_border(dilate(dout, p.stride), w.shape[2:], x_shape, p)
     wt = swap_in_out(w, p.groups)
-    dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
-    return _fit(dxp, x_shape, p)
+    return conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
 
 
 def grad_input_dilation_twice(dout, w, x_shape, *, stride=1, padding=0, dilation=1, groups=1):
     """The input gradient by the rot180 route, for dilated kernels (bug zoo specimen)."""
-    p, eh, ew = _full_conv_setup(w, stride, padding, dilation, groups)
-    big = _pad_full(dilate(dout, p.stride), eh, ew)
+    p = conv_params(w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    big = full_conv_border(dilate(dout, p.stride), w.shape[2:], x_shape, p)
     wt = dilate(rot180(swap_in_out(w, p.groups)), p.dilation)
-    dxp = conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
-    return _fit(dxp, x_shape, p)
+    return conv2d_forward(big, wt, dilation=p.dilation, groups=p.groups)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -380,7 +354,7 @@ def col2im_assign(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1
     n, c, h, w = x_shape
     p = conv_params(kernel_size, stride=stride, padding=padding, dilation=dilation)
     oh, ow, _, _ = conv_output_shape((h, w), kernel_size, stride=stride, padding=padding, dilation=dilation)
-    kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
+    kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
     (sh, sw), (dh, dw) = p.stride, p.dilation
     pt, pb, pl, pr = p.padding
     dcols = cols.reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 4, 5, 1, 2)  # (N, C, KH, KW, OH, OW)
@@ -486,7 +460,7 @@ BUGS = (
     Bug("stride forgotten", grad_input_stride_forgotten, check_grad_input, grad_input_full_conv,
         "dout is padded but not dilated: the stride's zeros between its rows and columns are missing, so every "
         "gradient lands as if the forward pass had taken stride 1.",
-        "big = _pad_full(dilate(dout, p.stride), eh, ew)"),
+        "big = full_conv_border(dilate(dout, p.stride), w.shape[2:], x_shape, p)"),
     Bug("kernel not rotated", grad_input_not_rotated, check_grad_input, grad_input_full_conv,
         "The channels are swapped but the kernels are not turned 180 degrees: the full convolution needs "
         "w[f, c, KH-1-p, KW-1-q], because output (i, j) reached input pixel (i + p, j + q) through w[p, q].",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .shapes import _output_shape, check_channels, conv_params
+from .shapes import check_channels, conv_params
 
 __all__ = ["available", "array_module", "conv2d_forward_xp", "benchmark", "main"]
 
@@ -90,7 +90,7 @@ def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
     check_channels(x.shape, w.shape, p.groups)
     if b is not None and tuple(b.shape) != (f,):
         raise ValueError(f"expected b of shape ({f},) to match w's {f} filters, got {tuple(b.shape)}")
-    shape = _output_shape((h, wd), (kh, kw), p)
+    shape = p.output_shape((h, wd), (kh, kw))
     oh, ow = shape.oh, shape.ow
     (sh, sw), (dh, dw) = p.stride, p.dilation
     pt, pb, pl, pr = p.padding

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import METHODS, conv2d_backward, conv2d_forward
-from .shapes import _pair, check_conv_inputs, conv_params
+from .shapes import as_pair, check_conv_inputs, conv_params
 
 __all__ = ["Conv2D"]
 
@@ -90,7 +90,7 @@ class Conv2D:
                  bias=True, method="strided", rng=None, dtype=np.float64):
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
-        self.kernel_size = _pair(kernel_size, "kernel_size", minimum=1)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", minimum=1)
         # conv_params validates stride, padding, dilation and groups once, with the core's messages.
         params = conv_params(self.kernel_size, stride=stride, padding=padding, dilation=dilation, groups=groups)
         if self.in_channels % params.groups or self.out_channels % params.groups:
@@ -105,7 +105,7 @@ class Conv2D:
             raise TypeError(f"dtype must be a float dtype, got {dtype}")
         self.stride, self.dilation, self.groups = params.stride, params.dilation, params.groups
         # kept as given (a pair, or the string "same"/"valid"), as torch.nn.Conv2d keeps it
-        self.padding = padding if isinstance(padding, str) else _pair(padding, "padding", minimum=0)
+        self.padding = padding if isinstance(padding, str) else as_pair(padding, "padding", minimum=0)
         self.method = method
 
         rng = np.random.default_rng(rng)

@@ -1,7 +1,7 @@
 """Output-size arithmetic, normalising stride/padding/dilation, and all input validation.
 
-Every public function of convbook validates its arguments here, so the error messages are the same everywhere
-and name the argument and the shapes, in PyTorch's manner.
+Every public function of convbook validates its arguments here, so the error messages are
+the same everywhere and name the argument and the shapes, in PyTorch's manner.
 """
 
 from __future__ import annotations
@@ -11,14 +11,27 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["OutputShape", "ConvParams", "conv_output_shape", "conv_params"]
+__all__ = [
+    "OutputShape",
+    "ConvParams",
+    "as_pair",
+    "conv_output_shape",
+    "conv_params",
+    "check_float",
+    "check_ndim",
+    "check_conv_inputs",
+    "check_channels",
+    "check_shape_arg",
+    "check_dout",
+]
 
 
 class OutputShape(NamedTuple):
     """Output height and width, and the input rows/columns the windows never reach.
 
-    ``unused_h`` counts the rows at the bottom of the *padded* input that lie past the last window (the floor in
-    the size formula throws them away); ``unused_w`` the columns at the right.
+    ``unused_h`` counts the rows at the bottom of the *padded* input that lie past the last
+    window (the floor in the size formula throws them away); ``unused_w`` the columns at
+    the right.
     """
 
     oh: int
@@ -36,8 +49,8 @@ class ConvParams:
     stride, dilation : (int, int)
         Per axis (h, w).
     padding : (int, int, int, int)
-        (top, bottom, left, right). Symmetric except for ``padding="same"`` with an even kernel, where PyTorch puts
-        the extra row/column at the bottom/right.
+        (top, bottom, left, right). Symmetric except for ``padding="same"`` when the total
+        padding ``D*(K-1)`` is odd: PyTorch puts the extra row/column at the bottom/right.
     groups : int
     """
 
@@ -46,26 +59,61 @@ class ConvParams:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
 
-    @property
-    def symmetric_padding(self) -> bool:
+    def output_shape(self, input_hw, kernel_hw) -> OutputShape:
+        """The output size for an ``(H, W)`` input and a ``(KH, KW)`` kernel.
+
+        Per axis, ``O = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1``; the
+        remainder of that division is the number of padded-input rows (columns) past the
+        last window, which no window reads.
+
+        Examples
+        --------
+        >>> ConvParams(stride=(3, 3)).output_shape((7, 7), (3, 3))
+        OutputShape(oh=2, ow=2, unused_h=1, unused_w=1)
+        """
+        (h, w), (kh, kw) = input_hw, kernel_hw
         pt, pb, pl, pr = self.padding
-        return pt == pb and pl == pr
+        span_h = self.dilation[0] * (kh - 1) + 1
+        span_w = self.dilation[1] * (kw - 1) + 1
+        hp, wp = h + pt + pb, w + pl + pr
+        if span_h > hp or span_w > wp:
+            raise ValueError(
+                f"kernel size ({kh}, {kw}) with dilation {self.dilation} spans "
+                f"({span_h}, {span_w}), larger than the padded input ({hp}, {wp}) "
+                f"(input ({h}, {w}), padding {self.padding})"
+            )
+        oh, rh = divmod(hp - span_h, self.stride[0])
+        ow, rw = divmod(wp - span_w, self.stride[1])
+        return OutputShape(oh + 1, ow + 1, rh, rw)
 
 
-def _pair(value, name: str, *, minimum: int) -> tuple[int, int]:
-    """An int or an (h, w) pair of ints, each >= minimum."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if isinstance(value, (int, np.integer)):
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints, each >= ``minimum``, as a pair.
+
+    Examples
+    --------
+    >>> as_pair(3, "kernel_size", minimum=1), as_pair((1, 2), "stride", minimum=1)
+    ((3, 3), (1, 2))
+    """
+    if _is_int(value):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2:
-        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
+        if not all(_is_int(v) for v in value):
             raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
         pair = (int(value[0]), int(value[1]))
     elif isinstance(value, (tuple, list)):
-        raise ValueError(f"{name} must be an int or a pair (h, w), got {len(value)} values: {value!r}")
+        raise ValueError(
+            f"{name} must be an int or a pair (h, w), got {len(value)} values: {value!r}"
+        )
     else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be an int or a pair of ints, "
+            f"got {type(value).__name__} {value!r}"
+        )
     if min(pair) < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name} must be {what}, got {value!r}")
@@ -73,14 +121,15 @@ def _pair(value, name: str, *, minimum: int) -> tuple[int, int]:
 
 
 def conv_params(kernel_size, *, stride=1, padding=0, dilation=1, groups=1) -> ConvParams:
-    """Validate and normalise the hyper-parameters of a convolution with the given kernel size.
+    """Validate and normalise the hyper-parameters of a convolution with this kernel size.
 
     Parameters
     ----------
     kernel_size : int or (KH, KW)
     stride, dilation : int or (int, int), >= 1
     padding : int, (int, int), "valid" or "same"
-        ``"same"`` needs stride 1; for an even effective kernel the extra row/column goes to the bottom/right.
+        ``"same"`` needs stride 1. Its total padding per axis is ``D*(K-1)``; when that is
+        odd, the extra row/column goes to the bottom/right, as in PyTorch.
     groups : int, >= 1
 
     Examples
@@ -90,10 +139,10 @@ def conv_params(kernel_size, *, stride=1, padding=0, dilation=1, groups=1) -> Co
     >>> conv_params((2, 4), padding="same").padding
     (0, 1, 1, 2)
     """
-    kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
-    stride = _pair(stride, "stride", minimum=1)
-    dilation = _pair(dilation, "dilation", minimum=1)
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)):
+    kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
+    stride = as_pair(stride, "stride", minimum=1)
+    dilation = as_pair(dilation, "dilation", minimum=1)
+    if not _is_int(groups):
         raise TypeError(f"groups must be an int, got {groups!r}")
     if groups < 1:
         raise ValueError(f"groups must be positive, got {groups}")
@@ -102,22 +151,33 @@ def conv_params(kernel_size, *, stride=1, padding=0, dilation=1, groups=1) -> Co
             pads = (0, 0, 0, 0)
         elif padding == "same":
             if stride != (1, 1):
-                raise ValueError(f"padding='same' is not supported for strided convolutions, got stride={stride}")
+                raise ValueError(
+                    "padding='same' is not supported for strided convolutions, "
+                    f"got stride={stride}"
+                )
             total_h, total_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
-            pads = (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+            pads = (
+                total_h // 2,
+                total_h - total_h // 2,
+                total_w // 2,
+                total_w - total_w // 2,
+            )
         else:
             raise ValueError(f"padding string must be 'valid' or 'same', got {padding!r}")
     else:
-        ph, pw = _pair(padding, "padding", minimum=0)
+        ph, pw = as_pair(padding, "padding", minimum=0)
         pads = (ph, ph, pw, pw)
     return ConvParams(stride=stride, padding=pads, dilation=dilation, groups=int(groups))
 
 
-def conv_output_shape(input_size, kernel_size, *, stride=1, padding=0, dilation=1) -> OutputShape:
+def conv_output_shape(
+    input_size, kernel_size, *, stride=1, padding=0, dilation=1
+) -> OutputShape:
     """Output size of a convolution, with the floor's remainder made visible.
 
-    Per axis, ``O = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1``; the remainder of that division is the
-    number of padded-input rows (columns) past the last window, which no window reads.
+    Per axis, ``O = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1``; the remainder of
+    that division is the number of padded-input rows (columns) past the last window, which
+    no window reads.
 
     Parameters
     ----------
@@ -132,7 +192,7 @@ def conv_output_shape(input_size, kernel_size, *, stride=1, padding=0, dilation=
 
     Examples
     --------
-    The seed's formula ``[w, h] conv [k, k] -> [w-k+1, h-k+1]``:
+    The formula ``[w, h] conv [k, k] -> [w-k+1, h-k+1]``:
 
     >>> conv_output_shape((3, 3), 2)
     OutputShape(oh=2, ow=2, unused_h=0, unused_w=0)
@@ -142,98 +202,99 @@ def conv_output_shape(input_size, kernel_size, *, stride=1, padding=0, dilation=
     >>> conv_output_shape(7, 3, stride=3)
     OutputShape(oh=2, ow=2, unused_h=1, unused_w=1)
     """
-    h, w = _pair(input_size, "input_size", minimum=1)
-    p = conv_params(kernel_size, stride=stride, padding=padding, dilation=dilation)
-    kh, kw = _pair(kernel_size, "kernel_size", minimum=1)
-    return _output_shape((h, w), (kh, kw), p)
+    h, w = as_pair(input_size, "input_size", minimum=1)
+    kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
+    p = conv_params((kh, kw), stride=stride, padding=padding, dilation=dilation)
+    return p.output_shape((h, w), (kh, kw))
 
 
-def _output_shape(hw, khw, p: ConvParams) -> OutputShape:
-    (h, w), (kh, kw) = hw, khw
-    pt, pb, pl, pr = p.padding
-    span_h = p.dilation[0] * (kh - 1) + 1
-    span_w = p.dilation[1] * (kw - 1) + 1
-    hp, wp = h + pt + pb, w + pl + pr
-    if span_h > hp or span_w > wp:
-        raise ValueError(
-            f"kernel size ({kh}, {kw}) with dilation {p.dilation} spans ({span_h}, {span_w}), "
-            f"larger than the padded input ({hp}, {wp}) (input ({h}, {w}), padding {p.padding})"
-        )
-    oh, rh = divmod(hp - span_h, p.stride[0])
-    ow, rw = divmod(wp - span_w, p.stride[1])
-    return OutputShape(oh + 1, ow + 1, rh, rw)
+# ------------------------------------------------------------------------------------------
+# Array validation, used by every public entry point
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Array validation (private: used by every public entry point)
-
-_FLOAT_KINDS = "f"
-
-
-def _check_float(name: str, a) -> np.ndarray:
+def check_float(name: str, a) -> np.ndarray:
+    """``a`` as an ndarray; a TypeError unless it holds float16, float32 or float64."""
     a = np.asarray(a)
-    if a.dtype.kind not in _FLOAT_KINDS:
+    if a.dtype.kind != "f":
         raise TypeError(
-            f"{name} must be a float16/32/64 array, got dtype {a.dtype}; convert it first, e.g. {name}.astype(np.float64)"
+            f"{name} must be a float16/32/64 array, got dtype {a.dtype}; "
+            f"convert it first, e.g. {name}.astype(np.float64)"
         )
     return a
 
 
-def _check_ndim(name: str, a: np.ndarray, ndim: int, layout: str) -> None:
+def check_ndim(name: str, a: np.ndarray, ndim: int, layout: str) -> None:
+    """A ValueError unless ``a`` has ``ndim`` dimensions (``layout`` names them)."""
     if a.ndim != ndim:
-        raise ValueError(f"expected {name} of {ndim} dimensions {layout}, got {a.ndim} dimensions of shape {a.shape}")
+        raise ValueError(
+            f"expected {name} of {ndim} dimensions {layout}, "
+            f"got {a.ndim} dimensions of shape {a.shape}"
+        )
 
 
 def check_conv_inputs(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
-    """Validate a forward call; returns ``(x, w, b, params, OutputShape)`` with arrays as ndarrays."""
-    x = _check_float("x", x)
-    w = _check_float("w", w)
-    _check_ndim("x", x, 4, "(N, C, H, W)")
-    _check_ndim("w", w, 4, "(F, C // groups, KH, KW)")
-    p = conv_params(w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups)
+    """Validate a forward call; returns ``(x, w, b, params, OutputShape)``, as ndarrays."""
+    x = check_float("x", x)
+    w = check_float("w", w)
+    check_ndim("x", x, 4, "(N, C, H, W)")
+    check_ndim("w", w, 4, "(F, C // groups, KH, KW)")
+    if 0 in w.shape or 0 in x.shape[1:]:
+        raise ValueError(
+            f"x (N, C, H, W) and w (F, C // groups, KH, KW) may be empty only in the "
+            f"batch N, got x {x.shape} and w {w.shape}"
+        )
+    p = conv_params(
+        w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
     check_channels(x.shape, w.shape, p.groups)
     if b is not None:
-        b = _check_float("b", b)
+        b = check_float("b", b)
         if b.shape != (w.shape[0],):
-            raise ValueError(f"expected b of shape ({w.shape[0]},) to match w's {w.shape[0]} filters, got {b.shape}")
-    out = _output_shape(x.shape[2:], w.shape[2:], p)
+            raise ValueError(
+                f"expected b of shape ({w.shape[0]},) to match w's {w.shape[0]} filters, "
+                f"got {b.shape}"
+            )
+    out = p.output_shape(x.shape[2:], w.shape[2:])
     return x, w, b, p, out
 
 
 def check_channels(x_shape, w_shape, groups: int) -> None:
-    n, c = x_shape[:2]
+    """A ValueError unless ``groups`` divides the channels and ``w`` fits ``x``."""
+    c = x_shape[1]
     f, cg = w_shape[:2]
     if c % groups or f % groups:
         raise ValueError(
-            f"groups={groups} must divide both x's {c} input channels and w's {f} output channels "
-            f"(x {tuple(x_shape)}, w {tuple(w_shape)})"
+            f"groups={groups} must divide both x's {c} input channels and w's {f} "
+            f"output channels (x {tuple(x_shape)}, w {tuple(w_shape)})"
         )
     if cg * groups != c:
         raise ValueError(
-            f"expected x of shape (N, {cg * groups}, H, W) to match w's {cg} input channels x groups={groups}, "
-            f"got x {tuple(x_shape)} with w {tuple(w_shape)}"
+            f"expected x of shape (N, {cg * groups}, H, W) to match w's {cg} input "
+            f"channels x groups={groups}, got x {tuple(x_shape)} with w {tuple(w_shape)}"
         )
 
 
-def check_shape_arg(name: str, shape, ndim: int = 4) -> tuple[int, ...]:
+def check_shape_arg(name: str, shape, *, batch: bool = False) -> tuple[int, ...]:
+    """A shape argument as 4 ints, all positive (the first may be 0 when ``batch``)."""
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError:
-        raise TypeError(f"{name} must be a tuple of {ndim} ints, got {shape!r}") from None
-    if len(shape) != ndim or min(shape) < 1:
-        raise ValueError(f"{name} must be {ndim} positive ints, got {shape}")
+        raise TypeError(f"{name} must be a tuple of 4 ints, got {shape!r}") from None
+    if len(shape) != 4 or min(shape[1:]) < 1 or shape[0] < (0 if batch else 1):
+        what = "N >= 0 and 3 positive ints" if batch else "4 positive ints"
+        raise ValueError(f"{name} must be {what}, got {shape}")
     return shape
 
 
 def check_dout(dout, x_shape, w_shape, p: ConvParams) -> np.ndarray:
     """Validate the output gradient against the forward output's shape."""
-    dout = _check_float("dout", dout)
-    _check_ndim("dout", dout, 4, "(N, F, OH, OW)")
-    out = _output_shape(x_shape[2:], w_shape[2:], p)
+    dout = check_float("dout", dout)
+    check_ndim("dout", dout, 4, "(N, F, OH, OW)")
+    out = p.output_shape(x_shape[2:], w_shape[2:])
     want = (x_shape[0], w_shape[0], out.oh, out.ow)
     if dout.shape != want:
         raise ValueError(
-            f"expected dout of shape {want}, the forward output for x {tuple(x_shape)} and w {tuple(w_shape)}, "
-            f"got {dout.shape}"
+            f"expected dout of shape {want}, the forward output for x {tuple(x_shape)} "
+            f"and w {tuple(w_shape)}, got {dout.shape}"
         )
     return dout

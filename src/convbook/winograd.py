@@ -28,9 +28,12 @@ import numpy as np
 __all__ = [
     "DEFAULT_POINTS",
     "winograd_matrices",
+    "cook_toom_matrices",
     "transform_matrices",
-    "winograd_conv2d",
     "winograd_multiplications",
+    "weight_transform",
+    "tiles_conv2d",
+    "winograd_conv2d",
 ]
 
 #: The interpolation points used for each output size m (with r = 3): Lavin & Gray's choices
@@ -67,7 +70,12 @@ def _default_points(m, r):
 
 
 @lru_cache(maxsize=None)
-def _matrices(m, r, points):
+def cook_toom_matrices(m, r, points):
+    """The Cook-Toom construction of F(m, r) at the given finite points (plus infinity).
+
+    Returns ``(AT, G, BT)`` as tuples of tuples of :class:`fractions.Fraction`; see
+    :func:`winograd_matrices` for the public interface and the conventions.
+    """
     alpha = m + r - 1
     a = [Fraction(p) for p in points]
     n_fin = alpha - 1
@@ -154,7 +162,7 @@ def winograd_matrices(m, r=3, *, points=None):
         raise ValueError(
             f"F({m}, {r}) needs {alpha - 1} distinct finite points (plus infinity), got points={points}"
         )
-    AT, G, BT = _matrices(m, r, points)
+    AT, G, BT = cook_toom_matrices(m, r, points)
     return [list(row) for row in AT], [list(row) for row in G], [list(row) for row in BT]
 
 
@@ -197,31 +205,113 @@ def winograd_multiplications(m, r=3):
 
 
 @lru_cache(maxsize=32)
-def _separable_matrices(m, dtype_str):
-    AT, _, BT = transform_matrices(m, 3, dtype=np.float64)
-    return BT.astype(dtype_str), AT.astype(dtype_str)
+def _float_matrices(m, dtype_str):
+    """AT, G kron G and BT in one dtype, computed once per (m, dtype)."""
+    AT, G, BT = transform_matrices(m, 3, dtype=np.float64)
+    return AT.astype(dtype_str), np.kron(G, G).astype(dtype_str), BT.astype(dtype_str)
 
 
-def winograd_conv2d(xpad, w, m=4):
-    """3x3, stride-1 cross-correlation of an already padded input by Winograd's F(m x m, 3 x 3).
+def weight_transform(w, m):
+    """``U = G g G^T`` for every kernel ``g = w[f, c]``, as ``(alpha^2, F, C)``.
 
-    The output is cut into ``m x m`` tiles (the input is padded with zeros on the bottom/right to a whole
-    number of tiles, the extra outputs are cropped). Each transform is two small matrix products over all tiles
-    at once (one per side of the tile, on contiguous data); the ``alpha x alpha`` elementwise products become one
-    batched GEMM ``(alpha^2, F, C) @ (alpha^2, C, tiles)``.
+    One product: ``vec(G g G^T) = (G kron G) vec(g)``, so ``(alpha^2, 9) @ (9, F*C)``
+    transforms every kernel at once. Returned in the weights' dtype.
+
+    Examples
+    --------
+    >>> weight_transform(np.ones((2, 3, 3, 3)), 4).shape
+    (36, 2, 3)
+    """
+    f, c = w.shape[:2]
+    # float32 in float32 (the difference, about 1 ulp, is far below Winograd's own float32
+    # error); other dtypes in float64, rounded once
+    work = np.float32 if w.dtype == np.float32 else np.float64
+    kron = _float_matrices(m, np.dtype(work).str)[1]  # (alpha^2, 9)
+    u = kron @ w.reshape(f * c, 9).T.astype(work, copy=False)  # (alpha^2, F*C)
+    return u.reshape(-1, f, c).astype(w.dtype, copy=False)  # (alpha^2, F, C)
+
+
+def tiles_conv2d(xpad, u, m, *, out=None):
+    """Winograd's layer algorithm: a 3x3, stride-1 correlation, ``m x m`` outputs per tile.
+
+    1. cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``,
+       one every ``m`` pixels) and transform each, ``V = BT d B``;
+    2. multiply with the transformed kernels ``U`` (:func:`weight_transform`) and sum over
+       the input channels: at each of the ``alpha^2`` positions that is a matrix product,
+       ``(F, C) @ (C, tiles)``;
+    3. transform back, ``Y = AT M A``, and put each tile's ``m x m`` outputs in place.
+
+    Each transform is two products over all tiles at once, one per side of the tile.
 
     Parameters
     ----------
     xpad : (N, C, Hp, Wp) ndarray
-        The input, padding already applied (``conv2d_forward`` pads, then calls this).
+        The padded input. Outputs past ``(Hp - 2, Wp - 2)`` are cropped; rows and columns
+        are added (zeros) at the bottom and right up to a whole number of tiles.
+    u : (alpha^2, F, C) ndarray
+        The transformed weights, in the dtype to compute in.
+    m : int
+        Output tile size: 2, 4 or 6.
+    out : (N, F, OH, OW) ndarray, optional
+        Where to write; its size sets the output's (default ``(Hp - 2, Wp - 2)``).
+
+    Returns
+    -------
+    out : (N, F, OH, OW) ndarray
+    """
+    n, c, hp, wp = xpad.shape
+    f = u.shape[1]
+    oh, ow = (hp - 2, wp - 2) if out is None else out.shape[2:]
+    alpha = m + 2
+    th, tw = -(-oh // m), -(-ow // m)  # tiles per column and row
+    AT, _, BT = _float_matrices(m, u.dtype.str)
+    # 1. the tiles, (alpha, alpha, C, N, th, tw), from a view with a stride of m pixels
+    hneed, wneed = th * m + 2, tw * m + 2
+    if hp < hneed or wp < wneed or xpad.dtype != u.dtype:
+        grown = np.zeros((n, c, max(hp, hneed), max(wp, wneed)), dtype=u.dtype)
+        grown[:, :, :hp, :wp] = xpad
+        xpad = grown
+    sn, sc, sh, sw = xpad.strides
+    shape, strides = (alpha, alpha, c, n, th, tw), (sh, sw, sc, sn, sh * m, sw * m)
+    d = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
+    d = d.reshape(alpha, alpha * c * n * th * tw)  # the one copy of the tiles
+    v = BT @ d  # BT d: (alpha, alpha*C*P), P = N*th*tw tiles
+    v = BT @ v.reshape(alpha, alpha, -1)  # (BT d) B, batched over the first axis
+    # 2. at each of the alpha^2 positions, (F, C) @ (C, P)
+    mm = u @ v.reshape(alpha * alpha, c, -1)  # (alpha^2, F, P)
+    # 3. AT M A, one side at a time again
+    y = AT @ mm.reshape(alpha, -1)  # (m, alpha*F*P)
+    y = AT @ y.reshape(m, alpha, -1)  # (m, m, F*P)
+    # tile (ti, tj)'s output (i, j) is pixel (ti*m + i, tj*m + j): one strided copy per
+    # (i, j), tiles past the edge cropped
+    if out is None:
+        out = np.empty((n, f, oh, ow), dtype=u.dtype)
+    y6 = y.reshape(m, m, f, n, th, tw)
+    for i in range(min(m, oh)):
+        for j in range(min(m, ow)):
+            dst = out[:, :, i::m, j::m]
+            dst[...] = y6[i, j, :, :, : dst.shape[2], : dst.shape[3]].transpose(1, 0, 2, 3)
+    return out
+
+
+def winograd_conv2d(xpad, w, m=4):
+    """3x3, stride-1 cross-correlation of an already padded input by F(m x m, 3 x 3).
+
+    :func:`weight_transform`, then :func:`tiles_conv2d`; computed in the dtype NumPy
+    promotes ``xpad`` and ``w`` to.
+
+    Parameters
+    ----------
+    xpad : (N, C, Hp, Wp) ndarray
+        The input, padding already applied.
     w : (F, C, 3, 3) ndarray
     m : {2, 4, 6}
-        Output tile size: F(2,3), F(4,3) or F(6,3). Larger tiles save more multiplications and lose accuracy.
+        Output tile size: F(2,3), F(4,3) or F(6,3). Larger tiles save more multiplications
+        and lose accuracy.
 
     Returns
     -------
     out : (N, F, Hp - 2, Wp - 2) ndarray
-        No bias; dtype ``np.result_type(xpad, w)`` (the transforms are applied in that precision).
 
     Examples
     --------
@@ -233,98 +323,24 @@ def winograd_conv2d(xpad, w, m=4):
     """
     xpad = np.asarray(xpad)
     w = np.asarray(w)
-    if xpad.ndim != 4 or w.ndim != 4 or w.shape[2:] != (3, 3) or w.shape[1] != xpad.shape[1]:
+    if (
+        xpad.ndim != 4
+        or w.ndim != 4
+        or w.shape[2:] != (3, 3)
+        or w.shape[1] != xpad.shape[1]
+    ):
         raise ValueError(
-            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, 3, 3) with matching C, got "
-            f"xpad {xpad.shape} and w {w.shape}"
+            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, 3, 3) with matching C, "
+            f"got xpad {xpad.shape} and w {w.shape}"
         )
     if m not in (2, 4, 6):
-        raise ValueError(f"winograd_conv2d supports m in (2, 4, 6) (F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), got m={m!r}")
-    n, c, hp, wp = xpad.shape
-    if hp < 3 or wp < 3:
-        raise ValueError(f"winograd_conv2d needs a padded input of at least 3x3, got xpad {xpad.shape}")
+        raise ValueError(
+            "winograd_conv2d supports m in (2, 4, 6) (F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), "
+            f"got m={m!r}"
+        )
+    if xpad.shape[2] < 3 or xpad.shape[3] < 3:
+        raise ValueError(
+            f"winograd_conv2d needs a padded input of at least 3x3, got xpad {xpad.shape}"
+        )
     dtype = np.result_type(xpad.dtype, w.dtype, np.float16)
-    return _winograd_tiles(xpad, _weight_transform(w, m, dtype), m)
-
-
-def _weight_transform(w, m, dtype):
-    """U = G g G^T for every (f, c), as (alpha^2, F, C) in ``dtype``.
-
-    Computed in float64 and rounded once, except for float32, where it is computed in float32 (0.23 instead of
-    0.37 ms on a 128 x 128 layer; the difference, about 1 ulp, is far below Winograd's own float32 error).
-    """
-    f, c = w.shape[:2]
-    work = np.float32 if np.dtype(dtype) == np.float32 else np.float64
-    # vec(G g G^T) = (G kron G) vec(g): one product (alpha^2, 9) @ (9, F*C) lands as (alpha^2, F, C)
-    kg = _kron_g(m, np.dtype(work).str)  # (alpha^2, 9)
-    u = kg @ w.reshape(f * c, 9).T.astype(work, copy=False)  # (alpha^2, F*C)
-    return u.reshape(-1, f, c).astype(dtype, copy=False)
-
-
-@lru_cache(maxsize=32)
-def _kron_g(m, dtype_str):
-    G = transform_matrices(m, 3, dtype=np.float64)[1]
-    return np.kron(G, G).astype(dtype_str)
-
-
-def _buffer(state, name, shape, dtype):
-    buf = state.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        buf = state[name] = np.empty(shape, dtype=dtype)
-    return buf
-
-
-def _winograd_tiles(xpad, u, m, out=None, state=None):
-    """The layer algorithm on an already padded input, with the weights already transformed (``u``).
-
-    ``out`` (N, F, OH, OW), if given, sets the output size (default ``Hp - 2, Wp - 2``); ``xpad`` may then hold
-    extra zero rows/columns at the bottom/right (a whole number of tiles saves a copy). ``state`` keeps the scratch
-    buffers between calls of the same size.
-    """
-    n, c, hp, wp = xpad.shape
-    f = u.shape[1]
-    dtype = u.dtype
-    oh, ow = (hp - 2, wp - 2) if out is None else out.shape[2:]
-    alpha = m + 2
-    th, tw = -(-oh // m), -(-ow // m)
-    p = n * th * tw
-    st = {} if state is None else state
-    BT, AT = _separable_matrices(m, dtype.str)
-
-    # Input tiles: pad bottom/right to th*m + 2 rows, tw*m + 2 cols (unless xpad already has them), then a strided
-    # view of the overlapping alpha x alpha tiles (stride m). One copy gathers them as (alpha, alpha, C, N, th, tw).
-    hneed, wneed = th * m + 2, tw * m + 2
-    if hp < hneed or wp < wneed or xpad.dtype != dtype:
-        xp = np.zeros((n, c, max(hp, hneed), max(wp, wneed)), dtype=dtype)
-        xp[:, :, :hp, :wp] = xpad
-    else:
-        xp = xpad
-    sn, sc, sh, sw = xp.strides
-    tiles = np.lib.stride_tricks.as_strided(
-        xp, shape=(alpha, alpha, c, n, th, tw), strides=(sh, sw, sc, sn, sh * m, sw * m), writeable=False
-    )
-    d = _buffer(st, "d", (alpha, alpha, c * p), dtype)
-    d.reshape(alpha, alpha, c, n, th, tw)[...] = tiles
-    # V = BT d B for all tiles, one side at a time: rows (BT @ (alpha, alpha*C*tiles)), then columns (a batched
-    # (alpha, alpha) @ (alpha, C*tiles) over the first axis), both on contiguous data.
-    t = _buffer(st, "t", (alpha, alpha, c * p), dtype)
-    np.matmul(BT, d.reshape(alpha, alpha * c * p), out=t.reshape(alpha, alpha * c * p))
-    np.matmul(BT, t, out=d)
-    # Elementwise products summed over C: a batched GEMM over the alpha^2 positions
-    mm = _buffer(st, "mm", (alpha * alpha, f, p), dtype)
-    np.matmul(u, d.reshape(alpha * alpha, c, p), out=mm)
-    # Y = AT M A for all tiles, one side at a time again
-    t2 = _buffer(st, "t2", (m, alpha, f * p), dtype)
-    np.matmul(AT, mm.reshape(alpha, alpha * f * p), out=t2.reshape(m, alpha * f * p))
-    y = _buffer(st, "y", (m, m, f * p), dtype)
-    np.matmul(AT, t2, out=y)
-    # Scatter: tile (ti, tj)'s output (i, j) is pixel (ti*m + i, tj*m + j); one strided copy per (i, j) (one
-    # copy in all, where a transpose-and-reshape of y would copy twice), tiles past the edge cropped.
-    if out is None:
-        out = np.empty((n, f, oh, ow), dtype=dtype)
-    y6 = y.reshape(m, m, f, n, th, tw)
-    for i in range(min(m, oh)):
-        for j in range(min(m, ow)):
-            dst = out[:, :, i::m, j::m]
-            dst[...] = y6[i, j, :, :, : dst.shape[2], : dst.shape[3]].transpose(1, 0, 2, 3)
-    return out
+    return tiles_conv2d(xpad, weight_transform(w.astype(dtype, copy=False), m), m)

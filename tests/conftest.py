@@ -1,8 +1,12 @@
-"""Shared convolution settings for the tests: every setting PyTorch's conv2d supports, small enough for loops."""
+"""Shared convolution settings for the tests: every setting PyTorch's conv2d supports, small
+enough for the loop reference, and the reference's answers for them (computed once)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+
+import convbook as cb
 
 # (N, C, H, W), F, (KH, KW), hyper-parameters
 CASES = {
@@ -42,3 +46,18 @@ def make_case(name, dtype=np.float64, seed=0, bias=True):
 
 def random_like(shape, seed=1, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def reference_all(x, w, b, kw):
+    """The loop reference's output and gradients for a random ``dout``."""
+    y = cb.conv2d_forward(x, w, b, method="reference", **kw)
+    dout = random_like(y.shape, seed=7, dtype=y.dtype)
+    dx, dw, db = cb.conv2d_backward(dout, x, w, method="reference", **kw)
+    return y, dout, dx, dw, db
+
+
+@pytest.fixture(scope="session", params=sorted(CASES))
+def case(request):
+    """``(x, w, b, kwargs, y, dout, dx, dw, db)`` for every named case, by the reference."""
+    x, w, b, kw = make_case(request.param)
+    return (x, w, b, kw, *reference_all(x, w, b, kw))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import CASES, make_case, random_like
+from conftest import CASES, make_case, random_like
 
 import convbook as cb
 

@@ -1,0 +1,523 @@
+"""The batch engine: sample groups over threads, the BLAS thread limit, the tuning constants.
+
+The fast methods (:mod:`convbook.methods.strided`, :mod:`~convbook.methods.wide`) are pure
+functions of a whole batch. The engine runs them over *groups* of samples, so that the
+column matrix of only a few samples exists at a time, and deals the groups out to threads.
+It also picks, for ``method="auto"``, the method and the input-gradient route for a layer
+(:func:`choose`).
+
+Every knob is set through :func:`options`, a context manager, never by assigning module
+globals::
+
+    with cb.options(threads=1):  # no worker threads inside this block
+        y = cb.conv2d_forward(x, w)
+
+Thread safety: the settings live in a :class:`contextvars.ContextVar`, so one thread's
+``options`` never reach another; the BLAS thread limit that the worker threads need is
+taken by the first call that needs it and given back by the last one to finish
+(:func:`blas_single_thread`), so overlapping calls from several threads leave the process's
+BLAS as they found it; a call's grouping depends only on its shapes and options, never on
+what else is running, so it returns the same numbers whatever runs beside it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import os
+import sys
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+__all__ = [
+    "Options",
+    "options",
+    "current_options",
+    "over_samples",
+    "samples_per_product",
+    "blas_single_thread",
+    "last_plan",
+    "Plan",
+    "choose",
+    "input_gradient_route",
+    "Batched",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """The engine's settings; see :func:`options`.
+
+    Attributes
+    ----------
+    threads : int or None
+        Worker threads for a batch (``None``: the cores this process may use; ``1``: none).
+        While the workers run, the BLAS is held to one thread each, so that the copies,
+        which NumPy runs on one core, are spread over the cores as well as the products.
+    thread_min_work : float
+        Below this many multiply-adds a call runs on the calling thread alone (the BLAS
+        keeps its own threads). Measured on the benchmark's 2-core machine (float32):
+        threads over the batch paid on every benchmark layer, 0.06e9 to 1.2e9
+        multiply-adds (e.g. forward e 8.5 -> 4.7 ms, training c 8.8 -> 6.7 ms).
+    gemm_columns : int
+        Columns per matrix product: samples are grouped so that one product has at least
+        this many columns. Small images (8x8 outputs) make one-sample products too thin for
+        the BLAS to run at speed; larger groups hold more of the column matrix at once.
+    wide_rows : bool
+        Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
+    winograd_chunk_bytes : int
+        Bytes of transformed input tiles per Winograd chunk, sized so that a chunk's
+        transformed tiles stay in cache.
+    """
+
+    threads: int | None = None
+    thread_min_work: float = 3e7
+    gemm_columns: int = 512
+    wide_rows: bool = True
+    winograd_chunk_bytes: int = 1 << 19
+
+    def __post_init__(self):
+        if self.threads is not None and (
+            not isinstance(self.threads, int) or self.threads < 1
+        ):
+            raise ValueError(f"threads must be None or a positive int, got {self.threads!r}")
+        if not isinstance(self.gemm_columns, int) or self.gemm_columns < 1:
+            raise ValueError(f"gemm_columns must be a positive int, got {self.gemm_columns!r}")
+        if not isinstance(self.winograd_chunk_bytes, int) or self.winograd_chunk_bytes < 1:
+            raise ValueError(
+                "winograd_chunk_bytes must be a positive int, "
+                f"got {self.winograd_chunk_bytes!r}"
+            )
+
+
+_OPTIONS: contextvars.ContextVar[Options] = contextvars.ContextVar(
+    "convbook_options", default=Options()
+)
+
+
+def current_options() -> Options:
+    """The settings in force in this thread (and context)."""
+    return _OPTIONS.get()
+
+
+@contextmanager
+def options(**changes):
+    """Change the engine's settings inside a ``with`` block, in this thread only.
+
+    Parameters
+    ----------
+    **changes
+        Any field of :class:`Options`: ``threads``, ``thread_min_work``,
+        ``gemm_columns``, ``wide_rows``, ``winograd_chunk_bytes``.
+
+    Yields
+    ------
+    Options
+        The settings in force inside the block.
+
+    Examples
+    --------
+    >>> with options(threads=1) as opts:
+    ...     opts.threads
+    1
+    >>> current_options().threads is None
+    True
+    """
+    fields = {f.name for f in dataclasses.fields(Options)}
+    unknown = set(changes) - fields
+    if unknown:
+        raise TypeError(
+            f"options() got unknown settings {sorted(unknown)}; known: {sorted(fields)}"
+        )
+    token = _OPTIONS.set(dataclasses.replace(_OPTIONS.get(), **changes))
+    try:
+        yield _OPTIONS.get()
+    finally:
+        _OPTIONS.reset(token)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def n_threads(opts: Options | None = None) -> int:
+    """Worker threads a call may use under ``opts`` (default: the current options)."""
+    opts = opts or current_options()
+    if sys.platform in ("emscripten", "wasi"):  # Pyodide: no threads to start
+        return 1
+    return max(1, _usable_cores() if opts.threads is None else opts.threads)
+
+
+# ------------------------------------------------------------------------------------------
+# The BLAS thread limit, shared by overlapping calls
+
+
+class _BlasLimit:
+    """One process-wide "BLAS on one thread" that overlapping calls share.
+
+    The BLAS's thread count is process-wide: two calls that each set it and restore what
+    they saw would, when they overlap, restore out of order and leave the BLAS on one
+    thread for good. Here the first call in sets the limit and remembers the BLAS's
+    threads; the last call out restores them.
+
+    OpenBLAS is set through its own ``openblas_set_num_threads``: threadpoolctl (3.8) lets
+    only one "controlling" Python thread change OpenBLAS and ignores the others, which
+    would make a limit taken by a second user thread silently do nothing.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = []
+        self._setters = None
+
+    def _find_setters(self):
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # then the workers share the BLAS's own threads
+            return []
+        setters = []
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api != "blas":
+                continue
+            setter = lib.set_num_threads
+            if lib.internal_api == "openblas":
+                setter = _openblas_setter(lib.filepath) or setter
+            setters.append((lib, setter))
+        return setters
+
+    @contextmanager
+    def hold(self):
+        with self._lock:
+            if self._users == 0:
+                if self._setters is None:
+                    self._setters = self._find_setters()
+                self._saved = [(set_, lib.num_threads) for lib, set_ in self._setters]
+                for set_, _ in self._saved:
+                    set_(1)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    for set_, threads in self._saved:
+                        set_(threads)
+                    self._saved = []
+
+
+def _openblas_setter(path):
+    """OpenBLAS's ``openblas_set_num_threads`` (under any of its builds' symbol names)."""
+    import ctypes
+
+    try:
+        dll = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            func = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if func is not None:
+                func.argtypes, func.restype = [ctypes.c_int], None
+                return func
+    return None
+
+
+_BLAS = _BlasLimit()
+
+
+def blas_single_thread():
+    """Context manager: the BLAS runs on one thread inside, shared by overlapping calls."""
+    return _BLAS.hold()
+
+
+# ------------------------------------------------------------------------------------------
+# Sample groups over threads
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers):
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convbook")
+        return _POOL
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How the last :func:`over_samples` call in this thread ran: for tests and chapters."""
+
+    samples: int
+    per_group: int
+    groups: int
+    threads: int
+
+
+_LAST = threading.local()
+
+
+def last_plan() -> Plan | None:
+    """The :class:`Plan` of the last batch this thread ran (``None`` before the first)."""
+    return getattr(_LAST, "plan", None)
+
+
+def over_samples(n, per, macs, work, opts: Options | None = None):
+    """Call ``work(lo, hi)`` on consecutive sample ranges of ``per`` samples covering ``n``.
+
+    With more than one usable thread and at least ``thread_min_work`` multiply-adds
+    (``macs``), the ranges are dealt out round-robin to worker threads, the calling thread
+    running the first block itself, while the BLAS runs on one thread. Whatever ``work``
+    returns that is not ``None`` is summed, in an order fixed by ``n``, ``per`` and the
+    options alone (each thread its own ranges in order, then the threads in order), so
+    the sum never depends on timing.
+
+    Returns
+    -------
+    The sum of the returned values, or ``None`` when ``work`` returns nothing.
+    """
+    opts = opts or current_options()
+    per = max(1, per)
+    ranges = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+    threads = max(1, min(n_threads(opts), len(ranges)))
+    if threads > 1 and macs < opts.thread_min_work:
+        threads = 1
+    _LAST.plan = Plan(n, per, len(ranges), threads)
+
+    def run_block(k):
+        total = None
+        for lo, hi in ranges[k::threads]:
+            part = work(lo, hi)
+            if part is not None:
+                total = part if total is None else total + part
+        return total
+
+    if threads == 1:
+        return run_block(0)
+    with blas_single_thread():
+        # The calling thread runs block 0 itself: with a pool's map, one worker could take
+        # every block while the other was still waking up (measured: the whole batch on
+        # one thread in 3 of 5 calls).
+        try:
+            futures = [_pool(threads - 1).submit(run_block, k) for k in range(1, threads)]
+        except RuntimeError:  # no threads on this platform after all: run them here
+            futures = None
+        parts = [run_block(0)]
+        if futures is None:
+            parts += [run_block(k) for k in range(1, threads)]
+        else:
+            parts += [fut.result() for fut in futures]
+    if all(part is None for part in parts):
+        return None
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total
+
+
+def samples_per_product(n, columns_per_sample, columns, opts: Options | None = None):
+    """Samples per group: enough for ``columns`` columns per product, one group per thread."""
+    opts = opts or current_options()
+    per = max(1, -(-columns // max(columns_per_sample, 1)))
+    return max(1, min(per, -(-n // n_threads(opts))))
+
+
+def forward_columns(rows, opts: Options | None = None):
+    """Columns per forward product for ``rows`` (``Cg*KH*KW``) rows.
+
+    A product with few rows is memory-bound and its per-call cost weighs more, so short ones
+    get proportionally more columns (measured on benchmark layer b, 27 rows: 1.82 -> 1.58 ms
+    with 8192 columns instead of 512; from 256 rows on, ``gemm_columns`` as it is).
+    """
+    opts = opts or current_options()
+    return opts.gemm_columns * max(1, 256 // max(rows, 1))
+
+
+# ------------------------------------------------------------------------------------------
+# Which method for method="auto"
+
+
+def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bool:
+    """Whether wide rows (:mod:`convbook.methods.wide`) run this pass: a measured rule.
+
+    Wide rows make the copy into the column matrix cheap but add ``(Wq - OW)/OW`` more
+    columns to the product, whose cost grows with ``F`` (the copy's does not). At stride 1,
+    for the forward pass and the weight gradient, wide rows paid where
+    ``F * (Wq - OW) / OW < 8`` and the junk is at most 1/8 of the columns (3-channel,
+    16-filter and 64-filter 3x3 layers), and lost up to about 10% on a 128-filter layer and
+    a 5x5 unpadded one. At stride > 1 the plain copy reads every S-th number, and wide rows
+    paid on every measured layer; for the col2im input gradient they also make the KH*KW
+    slice-adds contiguous and paid everywhere but on one layer (within 5%).
+    """
+    opts = opts or current_options()
+    if not opts.wide_rows:
+        return False
+    if pass_ == "grad_input" or p.stride != (1, 1):
+        return True
+    f = w_shape[0]
+    pt, pb, pl, pr = p.padding
+    wp = x_shape[3] + pl + pr
+    ow = p.output_shape(x_shape[2:], w_shape[2:]).ow
+    return f * (wp - ow) < 8 * ow and 8 * (wp - ow) <= ow
+
+
+def input_gradient_route(x_shape, w_shape, p) -> str:
+    """The input gradient's route for ``method="auto"``: ``"rot180"`` or ``"col2im"``.
+
+    Both do the same useful multiplications; they differ in what else they do. col2im
+    writes ``C*KH*KW`` column rows per output pixel and adds them back (KH*KW slice-adds);
+    rot180 copies ``F*KH*KW`` window rows of the padded ``dout`` per *input* pixel, and
+    multiplies every zero that the stride inserted and every border pixel that no output
+    reached. So rot180 wins when ``F * H * W <= C * OH * OW``: fewer filters than channels
+    at stride 1 and "same" padding (measured on the benchmark layers and on 1x1-to-wide
+    and wide-to-narrow layers, see the chapter "How fast is it?"); at stride S only when
+    ``F * S * S <= C``; and never for a kernel that covers the whole map (a classifier
+    head: one output per sample, ``H * W`` input pixels).
+    """
+    n, c, h, w = x_shape
+    f = w_shape[0]
+    out = p.output_shape((h, w), w_shape[2:])
+    return "rot180" if f * h * w <= c * out.oh * out.ow else "col2im"
+
+
+def _winograd_fits(w_shape, p) -> bool:
+    return (
+        tuple(w_shape[2:]) == (3, 3)
+        and p.stride == (1, 1)
+        and p.dilation == (1, 1)
+        and p.groups == 1
+    )
+
+
+def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
+    """The method (and route) ``method="auto"`` uses for one pass of one layer.
+
+    Parameters
+    ----------
+    pass_ : {"forward", "grad_input", "grad_weight"}
+    x_shape : (N, C, H, W)
+    w_shape : (F, C // groups, KH, KW)
+    p : ConvParams
+
+    Returns
+    -------
+    (method, route)
+        ``route`` is ``"col2im"`` or ``"rot180"`` for ``"grad_input"``, else ``None``.
+
+    Examples
+    --------
+    >>> from convbook.shapes import conv_params
+    >>> choose("forward", (32, 64, 32, 32), (64, 64, 3, 3), conv_params(3, padding=1))
+    ('winograd', None)
+    >>> choose("grad_input", (64, 64, 8, 8), (10, 64, 8, 8), conv_params(8))
+    ('wide', 'col2im')
+    """
+    opts = opts or current_options()
+    c, f = x_shape[1], w_shape[0]
+    big_enough = min(c, f) >= 16  # Winograd's transforms cost more than they save below
+    if pass_ == "forward":
+        if _winograd_fits(w_shape, p) and big_enough:
+            return "winograd", None
+        wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
+        return ("wide" if wide else "strided"), None
+    if pass_ == "grad_input":
+        route = input_gradient_route(x_shape, w_shape, p)
+        if route == "rot180":
+            if _winograd_fits(w_shape, p) and big_enough:
+                return "winograd", "rot180"
+            return "strided", "rot180"
+        wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
+        return ("wide" if wide else "strided"), "col2im"
+    if pass_ == "grad_weight":
+        wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
+        return ("wide" if wide else "strided"), None
+    raise ValueError(f"pass_ must be 'forward', 'grad_input' or 'grad_weight', got {pass_!r}")
+
+
+# ------------------------------------------------------------------------------------------
+# A method run over sample groups
+
+
+class Batched:
+    """A method whose ``forward``, ``grad_input`` and ``grad_weight`` run over sample groups.
+
+    ``module`` holds pure functions of a whole batch (with ``out=`` for the first two, and
+    ``columns_per_sample``): the forward pass and the input gradient of a group of samples
+    are those samples' rows of the batch's, and the weight gradient is a sum over samples,
+    so running them group by group changes nothing but the memory held and the threads
+    used.
+    """
+
+    def __init__(self, module):
+        self.module = module
+        self.__name__ = module.__name__
+        self.__doc__ = module.__doc__
+
+    def __repr__(self):
+        return f"Batched({self.module.__name__})"
+
+    def _per(self, pass_, n, x_shape, w_shape, p, opts):
+        per_sample = self.module.columns_per_sample(x_shape, w_shape, p)
+        if pass_ == "forward":
+            rows = w_shape[1] * w_shape[2] * w_shape[3]
+            columns = forward_columns(rows, opts)
+        elif pass_ == "grad_input":
+            # (Cg*KH*KW, Fg) @ (Fg, B*L) has a short inner dimension: wider products ran
+            # faster (120 -> 175 GFLOP/s for 400 x 32 @ 32 x L, L = 672 -> 2688)
+            columns = 2 * opts.gemm_columns
+        else:
+            columns = opts.gemm_columns
+        return samples_per_product(n, per_sample, columns, opts)
+
+    @staticmethod
+    def _macs(x_shape, w_shape, p):
+        n = x_shape[0]
+        out = p.output_shape(x_shape[2:], w_shape[2:])
+        return n * w_shape[0] * out.oh * out.ow * w_shape[1] * w_shape[2] * w_shape[3]
+
+    def forward(self, x, w, b, p, **kw):
+        opts = current_options()
+        n, f = x.shape[0], w.shape[0]
+        shape = p.output_shape(x.shape[2:], w.shape[2:])
+        out = np.empty((n, f, shape.oh, shape.ow), dtype=x.dtype)
+        per = self._per("forward", n, x.shape, w.shape, p, opts)
+
+        def work(lo, hi):
+            self.module.forward(x[lo:hi], w, b, p, out=out[lo:hi], **kw)
+
+        over_samples(n, per, self._macs(x.shape, w.shape, p), work, opts)
+        return out
+
+    def grad_input(self, dout, w, x_shape, p, **kw):
+        opts = current_options()
+        n = x_shape[0]
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        per = self._per("grad_input", n, x_shape, w.shape, p, opts)
+
+        def work(lo, hi):
+            group = (hi - lo, *x_shape[1:])
+            self.module.grad_input(dout[lo:hi], w, group, p, out=dx[lo:hi], **kw)
+
+        over_samples(n, per, self._macs(x_shape, w.shape, p), work, opts)
+        return dx
+
+    def grad_weight(self, dout, x, w_shape, p, **kw):
+        opts = current_options()
+        n = x.shape[0]
+        per = self._per("grad_weight", n, x.shape, w_shape, p, opts)
+
+        def work(lo, hi):
+            return self.module.grad_weight(dout[lo:hi], x[lo:hi], w_shape, p, **kw)
+
+        dw = over_samples(n, per, self._macs(x.shape, w_shape, p), work, opts)
+        return np.zeros(w_shape, dtype=x.dtype) if dw is None else dw

@@ -1,0 +1,217 @@
+"""The batch engine: sample groups and threads, its settings, its rules, and thread safety.
+
+Small test problems stay below the threading threshold, so the tests that exercise threads
+lower it with ``cb.options(thread_min_work=0)`` and check, through
+:func:`convbook.engine.last_plan`, that worker threads really ran.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+import convbook as cb
+from convbook import engine
+
+BATCHED = ["strided", "wide"]
+CASES = [
+    dict(stride=1, padding=1),
+    dict(stride=2, padding=(1, 0)),
+    dict(stride=1, padding=0, dilation=2),
+    dict(stride=(2, 1), padding="valid", groups=2),
+]
+
+
+def _arrays(case, n=5):
+    rng = np.random.default_rng(7)
+    g = case.get("groups", 1)
+    x = rng.standard_normal((n, 4, 9, 8))
+    w = rng.standard_normal((6, 4 // g, 3, 3))
+    b = rng.standard_normal(6)
+    return rng, x, w, b
+
+
+@pytest.mark.parametrize("method", [*BATCHED, "auto"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("gemm_columns", [1, 40, 10**6])
+@pytest.mark.parametrize("case", CASES)
+def test_every_batch_split_gives_the_reference(method, threads, gemm_columns, case):
+    rng, x, w, b = _arrays(case)
+    want = cb.conv2d_forward(x, w, b, method="reference", **case)
+    dout = rng.standard_normal(want.shape)
+    rdx, rdw, _ = cb.conv2d_backward(dout, x, w, method="reference", **case)
+    with cb.options(threads=threads, gemm_columns=gemm_columns, thread_min_work=0):
+        got = cb.conv2d_forward(x, w, b, method=method, **case)
+        plan = engine.last_plan()
+        for route in ("col2im", "rot180"):
+            dx = cb.conv2d_grad_input(dout, w, x.shape, method=method, route=route, **case)
+            np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+        dx, dw, _ = cb.conv2d_backward(dout, x, w, method=method, **case)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dw, rdw, rtol=1e-10, atol=1e-12)
+    # the threads asked for ran: one per group, at most `threads`
+    assert plan.samples == 5 and plan.threads == min(threads, plan.groups)
+    if gemm_columns == 1 and threads < 3:  # one sample per group
+        assert plan.groups == 5
+
+
+@pytest.mark.parametrize("method", BATCHED)
+def test_a_single_thread_when_the_work_is_small(method):
+    _, x, w, b = _arrays(CASES[0])
+    with cb.options(threads=2):  # the default threshold, 3e7 multiply-adds
+        cb.conv2d_forward(x, w, b, method=method, padding=1)
+    assert engine.last_plan().threads == 1
+    with cb.options(threads=2, thread_min_work=0):
+        cb.conv2d_forward(x, w, b, method=method, padding=1)
+    assert engine.last_plan().threads == 2
+
+
+def test_options_are_scoped_validated_and_per_thread():
+    default = cb.engine.current_options()
+    with cb.options(threads=1, gemm_columns=7) as opts:
+        assert opts.threads == 1 and engine.current_options().gemm_columns == 7
+        seen = {}
+        t = threading.Thread(target=lambda: seen.update(opts=engine.current_options()))
+        t.start()
+        t.join()
+        assert seen["opts"] == default  # another thread keeps its own settings
+    assert engine.current_options() == default
+    with pytest.raises(TypeError, match=r"unknown settings \['thread'\]"):
+        with cb.options(thread=1):
+            pass
+    with pytest.raises(ValueError, match="threads must be None or a positive int, got 0"):
+        with cb.options(threads=0):
+            pass
+    with pytest.raises(ValueError, match="gemm_columns must be a positive int"):
+        with cb.options(gemm_columns=-1):
+            pass
+
+
+def test_wide_rows_rule():
+    p1 = cb.conv_params(3, padding=1)
+    fw = "forward"
+    assert engine.use_wide_rows(fw, (1, 64, 32, 32), (64, 64, 3, 3), p1)  # 64*2 < 8*32
+    assert not engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p1)
+    assert engine.use_wide_rows("grad_input", (1, 128, 28, 28), (128, 128, 3, 3), p1)
+    p2 = cb.conv_params(3, stride=2)
+    assert engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p2)
+    with cb.options(wide_rows=False):
+        assert not engine.use_wide_rows("grad_input", (1, 1, 28, 28), (1, 1, 3, 3), p1)
+
+
+def test_input_gradient_route_rule():
+    p1, p2 = cb.conv_params(3, padding=1), cb.conv_params(3, stride=2, padding=1)
+    route = engine.input_gradient_route
+    assert route((1, 64, 8, 8), (64, 64, 3, 3), p1) == "rot180"  # F <= C, same size
+    assert route((1, 3, 8, 8), (32, 3, 3, 3), p1) == "col2im"  # F > C
+    assert route((1, 32, 8, 8), (32, 32, 3, 3), p2) == "col2im"  # F * S * S > C
+    assert route((1, 128, 8, 8), (32, 128, 3, 3), p2) == "rot180"  # F * S * S <= C
+    # a classifier head: one output per sample from an 8x8 map, F = 10 < C = 64
+    assert route((64, 64, 8, 8), (10, 64, 8, 8), cb.conv_params(8)) == "col2im"
+
+
+def test_auto_choice():
+    p1 = cb.conv_params(3, padding=1)
+    assert engine.choose("forward", (32, 64, 32, 32), (64, 64, 3, 3), p1) == ("winograd", None)
+    assert engine.choose("forward", (16, 3, 64, 64), (32, 3, 3, 3), p1)[0] != "winograd"
+    assert engine.choose("grad_input", (8, 128, 28, 28), (128, 128, 3, 3), p1) == (
+        "winograd",
+        "rot180",
+    )
+    with pytest.raises(ValueError, match="pass_ must be"):
+        engine.choose("backward", (1, 1, 3, 3), (1, 1, 3, 3), p1)
+
+
+@pytest.mark.parametrize("method", ["reference", "tutorial", *BATCHED, "winograd", "auto"])
+def test_a_batch_of_no_samples(method):
+    x = np.zeros((0, 4, 6, 6))
+    w = np.ones((5, 4, 3, 3))
+    y = cb.conv2d_forward(x, w, np.zeros(5), padding=1, method=method)
+    assert y.shape == (0, 5, 6, 6)
+    dx, dw, db = cb.conv2d_backward(y, x, w, padding=1, method=method)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (5,)
+    assert not dw.any() and not db.any()
+
+
+# ------------------------------------------------------------------------------------------
+# Thread safety: what a sequential call returns, and the BLAS left as it was
+
+
+def _blas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_concurrent_calls_return_what_sequential_calls_return():
+    rng = np.random.default_rng(0)
+    # above the default threading threshold (3e7 multiply-adds), so every call uses the
+    # engine's workers and the BLAS limit, overlapping with the others
+    x = rng.standard_normal((8, 16, 32, 32)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    x2 = rng.standard_normal((6, 8, 20, 20)).astype(np.float32)
+    w2 = rng.standard_normal((32, 8, 3, 3)).astype(np.float32)
+    jobs = [
+        lambda: cb.conv2d_forward(x, w, padding=1, method="strided"),
+        lambda: cb.conv2d_forward(x, w, padding=1, method="wide"),
+        lambda: cb.conv2d_forward(x, w, padding=1, method="winograd"),
+        lambda: cb.conv2d_forward(x2, w2, stride=2, method="auto"),
+        lambda: cb.conv2d_backward(np.ones((8, 32, 32, 32), np.float32), x, w, padding=1),
+        lambda: cb.conv2d_forward(x[:1], w[:4], padding=1),  # small: the BLAS's own threads
+    ]
+    before = _blas_threads()
+    sequential = [job() for job in jobs]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda k: jobs[k % len(jobs)](), range(48)))
+    for k, got in enumerate(results):
+        want = sequential[k % len(jobs)]
+        for g, s in zip(got if isinstance(got, tuple) else [got],
+                        want if isinstance(want, tuple) else [want], strict=True):
+            np.testing.assert_array_equal(g, s)
+    assert _blas_threads() == before
+
+
+def test_overlapping_calls_restore_the_blas_threads():
+    before = _blas_threads()
+    entered, release = threading.Barrier(3), threading.Event()
+
+    def hold():
+        with engine.blas_single_thread():
+            entered.wait()
+            release.wait()
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        entered.wait(timeout=10)  # both inside
+        inside = _blas_threads()
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+    assert inside and all(n == 1 for n in inside), inside
+    assert _blas_threads() == before
+
+
+def test_without_threads_the_engine_runs_on_the_calling_thread(monkeypatch):
+    """Pyodide in a browser: no thread can start. convbook still imports and runs."""
+    _, x, w, b = _arrays(CASES[0])
+    want = cb.conv2d_forward(x, w, b, method="reference", padding=1)
+    monkeypatch.setattr(engine.sys, "platform", "emscripten")
+    with cb.options(threads=2, thread_min_work=0):
+        got = cb.conv2d_forward(x, w, b, method="strided", padding=1)
+    assert engine.last_plan().threads == 1
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+    def no_pool(_workers):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(engine.sys, "platform", "linux")
+    monkeypatch.setattr(engine, "_pool", no_pool)
+    with cb.options(threads=2, thread_min_work=0):
+        again = cb.conv2d_forward(x, w, b, method="strided", padding=1)
+    np.testing.assert_array_equal(again, got)
