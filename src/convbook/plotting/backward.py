@@ -2,9 +2,10 @@
 and ∇X as a full convolution with the turned kernel (the col2im route is drawn in
 :mod:`convbook.plotting.columns`).
 
-Each figure comes as four functions: ``<figure>_data(...)`` computes its numbers with
-convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is the
-two in one call, and ``animate_<figure>(...)`` draws one ``data`` frame after frame.
+Each figure comes as up to four functions: ``<figure>_data(...)`` computes its numbers
+with convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is
+the two in one call, and ``animate_<figure>(...)`` (where it moves) draws one ``data``
+frame after frame.
 """
 
 from __future__ import annotations
@@ -416,17 +417,16 @@ def _full_conv_route(dout, w, x_shape, params, out_shape):
     The one place the pictures compute this route: dilate ∇Y by the stride, pad by
     D(K-1) (and by the rows/columns no window read), turn the kernel and swap its
     channels per group, correlate with the forward dilation, crop the forward padding.
+    When the core has this route as one public teaching function, the body becomes a
+    call to it (tests/test_plotting.py checks it against ``cb.conv2d_grad_input``).
+    Returns ``big`` (∇Y dilated and padded), ``w_turned`` (C, F // groups, KH, KW),
+    ``full`` (N, C, Hp, Wp): ∇X of the padded input, and ``dx`` (N, C, H, W).
     """
     (kh, kw), (dh, dw) = w.shape[2:], params.dilation
     eh, ew = dh * (kh - 1), dw * (kw - 1)
     dd = dilate(dout, params.stride)  # (N, F, S(OH-1)+1, S(OW-1)+1)
-    pads = (
-        (0, 0),
-        (0, 0),
-        (eh, eh + out_shape.unused_h),
-        (ew, ew + out_shape.unused_w),
-    )
-    big = np.pad(dd, pads)
+    tail_h, tail_w = eh + out_shape.unused_h, ew + out_shape.unused_w
+    big = np.pad(dd, ((0, 0), (0, 0), (eh, tail_h), (ew, tail_w)))
     w_turned = swap_in_out(rot180(w), params.groups)  # (C, F // G, KH, KW)
     full = conv2d_forward(big, w_turned, dilation=params.dilation, groups=params.groups)
     pt, _, pl, _ = params.padding

@@ -1,8 +1,9 @@
 """The drawing canvas every figure is made on: the colour language, a grid-of-cells
 axes, and the small helpers that turn arguments and numbers into cells.
 
-Nothing here knows about convolutions: the figures (:mod:`convbook.plotting.forward`,
-:mod:`convbook.plotting.backward`) compute their numbers with convbook and draw them
+Nothing here knows about convolutions: the figures (:mod:`~convbook.plotting.forward`,
+:mod:`~convbook.plotting.columns`, :mod:`~convbook.plotting.backward`,
+:mod:`~convbook.plotting.transforms`) compute their numbers with convbook and draw them
 with :class:`Diagram`.
 """
 

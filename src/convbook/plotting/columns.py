@@ -1,9 +1,10 @@
 """Figures of the column matrix: im2col (one sample, and a batch with channels as one
 product) and its adjoint col2im, the route that adds ∇X's rows back into ∇X.
 
-Each figure comes as four functions: ``<figure>_data(...)`` computes its numbers with
-convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is the
-two in one call, and ``animate_<figure>(...)`` draws one ``data`` frame after frame.
+Each figure comes as up to four functions: ``<figure>_data(...)`` computes its numbers
+with convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is
+the two in one call, and ``animate_<figure>(...)`` (where it moves) draws one ``data``
+frame after frame.
 """
 
 from __future__ import annotations

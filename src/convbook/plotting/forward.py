@@ -1,9 +1,10 @@
 """Figures of the forward pass: the colour language, the sliding window, the output
 size, channels and groups.
 
-Each figure comes as four functions: ``<figure>_data(...)`` computes its numbers with
-convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is the
-two in one call, and ``animate_<figure>(...)`` draws one ``data`` frame after frame.
+Each figure comes as up to four functions: ``<figure>_data(...)`` computes its numbers
+with convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is
+the two in one call, and ``animate_<figure>(...)`` (where it moves) draws one ``data``
+frame after frame.
 """
 
 from __future__ import annotations
