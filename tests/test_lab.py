@@ -76,11 +76,13 @@ def _free_port() -> int:
 
 
 def _snapshot() -> dict[str, str]:
-    """Every file under book/ (notebooks, checkpoints) by content hash."""
+    """Every file and folder under book/ (notebooks, checkpoints), files by content."""
     return {
-        p.relative_to(BOOK).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        p.relative_to(BOOK).as_posix(): (
+            hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+        )
         for p in sorted(BOOK.rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
+        if "__pycache__" not in p.parts
     }
 
 
@@ -114,6 +116,9 @@ def lab(tmp_path_factory):
         "--LabApp.expose_app_in_browser=True",
         f"--LabApp.user_settings_dir={tmp / 'settings'}",
         f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
+        # Lab makes a checkpoint of a notebook it opens, by default in
+        # book/.ipynb_checkpoints/: an absolute folder keeps them out of the book
+        f"--FileCheckpoints.checkpoint_dir={tmp / 'checkpoints'}",
         "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.open_browser=False",
