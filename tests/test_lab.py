@@ -296,7 +296,7 @@ def _check_explorer(page):
     )
     handle = box.locator(".noUi-handle").first
     handle.focus()
-    page.keyboard.press("ArrowLeft")  # the first slider, input size: 5 -> 4
+    page.keyboard.press("ArrowLeft")  # the first slider (here the stride) one step down
     page.wait_for_function(
         "([img, before]) => img.getAttribute('src') !== before",
         arg=[image.element_handle(), src],
