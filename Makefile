@@ -2,7 +2,7 @@
 # Needs only Python >= 3.11 and GNU make: everything else goes into ./.venv, nothing is installed globally.
 #
 #   make book            create .venv if needed, execute every notebook, build _build/html
-#   make test            unit tests, doctests, notebooks (nbval), book build with -W, browser test
+#   make test            unit tests, doctests, notebooks (nbval), book build with -W, browser tests
 #   make lab             JupyterLab on book/ with the project's kernel
 #   make clean           remove build outputs (keeps .venv);  make distclean  also removes .venv
 #   TORCH=1              also install torch==2.13.0 (CPU; optional cross-checks and benchmarks)
@@ -68,12 +68,13 @@ book: install
 	@$(MAKE) --no-print-directory check-index
 
 test: install
-	$(call step,unit tests,$(PYTEST) tests -m "not browser")
+	$(call step,unit tests,$(PYTEST) tests -m "not browser and not lab")
 	$(call step,doctests,$(PYTEST) --doctest-modules src/convbook)
 	$(call step,notebooks with nbval,$(PYTEST) --nbval-lax --nbval-current-env book)
 	$(call step,book build with -W,$(JB_BUILD) -W)
 	@$(MAKE) --no-print-directory check-index
 	$(call step,browser test of the built book,$(PYTEST) tests/test_browser.py -m browser)
+	$(call step,a chapter run in JupyterLab,$(PYTEST) tests/test_lab.py -m lab)
 	@echo "make test: every step passed, $$(( $$(date +%s) - $(T0) )) s in all (installs included)"
 
 # (as root, e.g. in a container, JupyterLab refuses to start without --allow-root)

@@ -199,3 +199,95 @@ def test_repo_links_options(tmp_path, monkeypatch):
     opts = repo_links.repository_options(tmp_path)
     assert opts["repository_url"] == "" and opts["launch_buttons"] == {}
     assert opts["use_repository_button"] is False
+
+
+# What JupyterLab fills in from the python3 kernel (ipykernel): stored, a chapter opens
+# in Lab without being marked modified. `tools/notebook_metadata.py` writes it.
+LAB_KERNELSPEC = {
+    "display_name": "Python 3 (ipykernel)",
+    "language": "python",
+    "name": "python3",
+}
+LAB_LANGUAGE_INFO = {
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "name": "python",
+    "nbconvert_exporter": "python",
+    "pygments_lexer": "ipython3",
+}
+FIX = "run .venv/bin/python tools/notebook_metadata.py"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_the_metadata_lab_expects(path):
+    meta = _load(path)["metadata"]
+    assert meta.get("kernelspec") == LAB_KERNELSPEC, f"{path.name}: kernelspec ({FIX})"
+    info = dict(meta.get("language_info", {}))
+    version = info.pop("version", "")
+    assert info == LAB_LANGUAGE_INFO, f"{path.name}: language_info {info} ({FIX})"
+    assert re.fullmatch(r"3\.\d+\.\d+", version), f"{path.name}: language_info.version"
+
+
+def test_notebooks_store_one_python_version():
+    versions = {
+        _load(p)["metadata"].get("language_info", {}).get("version") for p in NOTEBOOKS
+    }
+    assert len(versions) == 1, (
+        f"language_info.version differs between chapters: {versions}"
+    )
+
+
+def test_notebook_metadata_script_changes_nothing():
+    """The maintenance script, which derives the metadata from the installed kernel
+    (the constants above only spell it out), finds nothing to change."""
+    import platform
+    import subprocess
+    import sys
+
+    stored = _load(NOTEBOOKS[0])["metadata"].get("language_info", {}).get("version")
+    if stored != platform.python_version():
+        pytest.skip(
+            f"the chapters store Python {stored}, this is {platform.python_version()}"
+        )
+    script = ROOT / "tools" / "notebook_metadata.py"
+    cmd = [sys.executable, str(script), "--check"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_setup_cell_collapsed_in_lab(path):
+    """The first code cell (imports, tagged hide-cell for the book) is collapsed in
+    Lab."""
+    first = next(c for c in _load(path)["cells"] if c["cell_type"] == "code")
+    meta = first["metadata"]
+    assert "hide-cell" in meta.get("tags", []), f"{path.name}: first code cell"
+    hidden = meta.get("jupyter", {}).get("source_hidden")
+    assert hidden is True, f"{path.name}: the setup cell shows in Lab ({FIX})"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_myst_directives_in_one_form(path):
+    """Every directive is a colon fence (`:::{admonition} Title`, options, a blank
+    line): the form the book uses and jupyterlab-myst renders. A solution is a
+    dropdown."""
+    for k, cell in enumerate(_load(path)["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        lines = _source(cell).splitlines()
+        for n, line in enumerate(lines):
+            where = f"{path.name}: cell {k}, line {n + 1}: {line!r}"
+            assert not re.match(r"^\s*`{3,}\s*\{[\w-]+\}", line), (
+                f"backtick fence: {where}"
+            )
+            if not re.match(r"^:::+\{[\w-]+\}", line):
+                continue
+            rest = lines[n + 1 :]
+            options = 0
+            while options < len(rest) and re.match(r"^:[\w-]+:", rest[options]):
+                options += 1
+            after = rest[options] if options < len(rest) else ""
+            assert not after.strip(), f"no blank line after the options: {where}"
+            if line.startswith(":::{admonition}"):
+                assert ":class: dropdown" in rest[:options], f"not a dropdown: {where}"

@@ -1,5 +1,6 @@
-"""The pictures: every function runs with its defaults, draws convbook's own numbers, and the animations are
-deterministic, small and closed after use. Headless: the Agg backend is chosen here, not through MPLBACKEND."""
+"""The pictures: every function runs with its defaults, draws convbook's own numbers,
+and the animations are deterministic, small and closed after use. Headless: the Agg
+backend is chosen here, not through MPLBACKEND."""
 
 import re
 import subprocess
@@ -17,10 +18,12 @@ from matplotlib.figure import Figure  # noqa: E402
 import convbook as cb  # noqa: E402
 from convbook import plotting as P  # noqa: E402
 from convbook import winograd  # noqa: E402
+from convbook.plotting.player import sample_frames  # noqa: E402
 
 PLOTS = [n for n in P.__all__ if n.startswith("plot_")]
 ANIMATIONS = [n for n in P.__all__ if n.startswith("animate_")]
 LIMIT = 600 * 1024
+W3, W2 = P.example_kernel(3), P.example_kernel(2)
 
 
 def shown(fig, name):
@@ -35,8 +38,12 @@ def shown(fig, name):
 
 def as_grid(fig, name, shape):
     cells = shown(fig, name)
-    assert set(cells) == {(i, j) for i in range(shape[0]) for j in range(shape[1])}, f"{name} cells missing"
-    return np.array([[float(cells[i, j]) for j in range(shape[1])] for i in range(shape[0])])
+    assert set(cells) == {(i, j) for i in range(shape[0]) for j in range(shape[1])}, (
+        f"{name} cells missing"
+    )
+    return np.array(
+        [[float(cells[i, j]) for j in range(shape[1])] for i in range(shape[0])]
+    )
 
 
 def texts(fig):
@@ -59,10 +66,21 @@ def test_enough_functions():
 
 
 def test_palette_is_the_colour_language():
-    for key in ("input", "kernel", "output", "gradient", "padding", "zeros", "unused", "highlight"):
+    for key in (
+        "input",
+        "kernel",
+        "output",
+        "gradient",
+        "padding",
+        "zeros",
+        "unused",
+        "highlight",
+    ):
         assert re.fullmatch(r"#[0-9A-F]{6}", P.PALETTE[key])
     assert len({P.PALETTE[k] for k in P.PALETTE}) == len(P.PALETTE)
-    assert [h.get_label() for h in P.legend_handles("gradient")] == ["gradient (∇Y, ∇X, ∇K)"]
+    assert [h.get_label() for h in P.legend_handles("gradient")] == [
+        "gradient (∇Y, ∇X, ∇K)"
+    ]
 
 
 @pytest.mark.parametrize("name", PLOTS)
@@ -71,7 +89,10 @@ def test_plot_defaults(name):
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     if name == "plot_palette":
         labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-        assert len(labels) == len(P.PALETTE) - 1 and "zeros inserted by the stride" in labels
+        assert (
+            len(labels) == len(P.PALETTE) - 1
+            and "zeros inserted by the stride" in labels
+        )
         return
     assert len(fig.axes[0].texts) > 5
     assert fig.axes[0].collections, "no cells drawn"
@@ -90,42 +111,58 @@ def test_plot_into_given_axes(name):
 def test_sliding_window_shows_conv2d_forward():
     x = np.arange(1.0, 26.0).reshape(5, 5)
     w = np.array([[1.0, -1.0], [2.0, 0.0]])
-    y = cb.conv2d_forward(x[None, None], w[None, None], stride=2, padding=1, dilation=1)[0, 0]
+    y = cb.conv2d_forward(
+        x[None, None], w[None, None], stride=2, padding=1, dilation=1
+    )[0, 0]
     last = (y.shape[0] - 1, y.shape[1] - 1)
     fig = P.plot_sliding_window(x, w, stride=2, padding=1, position=last)
     np.testing.assert_array_equal(as_grid(fig, "Y", y.shape), y)
-    assert all_text(fig).splitlines()[-1].strip() == f"= {P._fmt(y[last])}"
+    assert all_text(fig).splitlines()[-1].strip() == f"= {P.fmt(y[last])}"
     # an earlier position: only the cells computed so far are written
     fig = P.plot_sliding_window(x, w, stride=2, padding=1, position=(0, 1))
     assert set(shown(fig, "Y")) == {(0, 0), (0, 1)}
-    assert [t for t in texts(fig) if t.strip().startswith("=")][-1].strip() == f"= {P._fmt(y[0, 1])}"
+    assert [t for t in texts(fig) if t.strip().startswith("=")][
+        -1
+    ].strip() == f"= {P.fmt(y[0, 1])}"
 
 
-@pytest.mark.parametrize("stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 1, 2), (3, 2, 1)])
+@pytest.mark.parametrize(
+    "stride,padding,dilation", [(1, 0, 1), (2, 1, 1), (1, 1, 2), (3, 2, 1)]
+)
 def test_sliding_window_settings(stride, padding, dilation):
-    x = P._example((6, 5), 3, -2, 3)
-    y = cb.conv2d_forward(x[None, None], P._W3[None, None], stride=stride, padding=padding, dilation=dilation)[0, 0]
-    fig = P.plot_sliding_window(x, P._W3, stride=stride, padding=padding, dilation=dilation,
-                                position=(y.shape[0] - 1, y.shape[1] - 1))
+    x = P.example((6, 5), 3, -2, 3)
+    y = cb.conv2d_forward(
+        x[None, None], W3[None, None], stride=stride, padding=padding, dilation=dilation
+    )[0, 0]
+    fig = P.plot_sliding_window(
+        x,
+        W3,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        position=(y.shape[0] - 1, y.shape[1] - 1),
+    )
     np.testing.assert_array_equal(as_grid(fig, "Y", y.shape), y)
 
 
 def test_im2col_shows_im2col_and_product():
-    x = P._example((5, 4), 1, 0, 6)
-    w = P._W2
+    x = P.example((5, 4), 1, 0, 6)
+    w = W2
     cols = cb.im2col(x[None, None], 2, stride=(1, 2), padding=1)
     y = cb.conv2d_forward(x[None, None], w[None, None], stride=(1, 2), padding=1)[0, 0]
     fig = P.plot_im2col(x, w, stride=(1, 2), padding=1, row=3)
     np.testing.assert_array_equal(as_grid(fig, "cols", cols.shape), cols)
     np.testing.assert_array_equal(as_grid(fig, "Y", y.shape), y)
-    np.testing.assert_array_equal(as_grid(fig, "vec", (cols.shape[0], 1))[:, 0], y.reshape(-1))
+    np.testing.assert_array_equal(
+        as_grid(fig, "vec", (cols.shape[0], 1))[:, 0], y.reshape(-1)
+    )
 
 
 @pytest.mark.parametrize("n,c,f", [(2, 2, 3), (1, 3, 1), (3, 1, 2)])
 def test_im2col_batch_is_one_product(n, c, f):
     fig = P.plot_im2col_batch(n, c, f, input_size=3, kernel_size=2)
-    x = P._example((n, c, 3, 3), 0, 0, 4)
-    w = P._example((f, c, 2, 2), 1, -1, 2)
+    x = P.example((n, c, 3, 3), 0, 0, 4)
+    w = P.example((f, c, 2, 2), 1, -1, 2)
     cols = cb.im2col(x, 2)
     y = cb.conv2d_forward(x, w)
     drawn_cols = as_grid(fig, "cols", cols.shape)
@@ -143,23 +180,35 @@ def test_output_size_counts_and_unused():
     assert (s.unused_h, s.unused_w) == (1, 1)
     fig = P.plot_output_size(6, 3, stride=2)
     counts = as_grid(fig, "counts", (6, 6))
-    assert f"output {s.oh}×{s.ow}" in texts(fig)[0] or f"output {s.oh}×{s.ow}" in all_text(fig)
+    assert f"output {s.oh}×{s.ow}" in texts(fig)[
+        0
+    ] or f"output {s.oh}×{s.ow}" in all_text(fig)
     np.testing.assert_array_equal(counts[-1], 0)  # the unused row
     np.testing.assert_array_equal(counts[:, -1], 0)
     assert counts.sum() == s.oh * s.ow * 9  # every window reads 9 cells
     # padding: the padded grid is drawn, and the formula has the numbers in
-    fig = P.plot_output_size((5, 7), (3, 2), stride=(2, 3), padding=(1, 0), dilation=(1, 2))
-    s = cb.conv_output_shape((5, 7), (3, 2), stride=(2, 3), padding=(1, 0), dilation=(1, 2))
+    fig = P.plot_output_size(
+        (5, 7), (3, 2), stride=(2, 3), padding=(1, 0), dilation=(1, 2)
+    )
+    s = cb.conv_output_shape(
+        (5, 7), (3, 2), stride=(2, 3), padding=(1, 0), dilation=(1, 2)
+    )
     assert f"= {s.oh}" in all_text(fig) and f"= {s.ow}" in all_text(fig)
     assert as_grid(fig, "counts", (7, 7)).sum() == s.oh * s.ow * 6
 
 
-@pytest.mark.parametrize("c,f,g", [(4, 4, 1), (4, 4, 2), (4, 4, 4), (6, 3, 3), (2, 4, 2)])
+@pytest.mark.parametrize(
+    "c,f,g", [(4, 4, 1), (4, 4, 2), (4, 4, 4), (6, 3, 3), (2, 4, 2)]
+)
 def test_groups_lines_come_from_conv(c, f, g):
     fig = P.plot_groups(c, f, groups=g)
-    drawn = {tuple(map(int, ln.get_gid()[4:].split(","))) for ln in fig.axes[0].lines if (ln.get_gid() or "")
-             .startswith("conn")}
-    # which input channels reach which output channels, asked of conv2d_forward with a random probe
+    drawn = {
+        tuple(map(int, ln.get_gid()[4:].split(",")))
+        for ln in fig.axes[0].lines
+        if (ln.get_gid() or "").startswith("conn")
+    }
+    # which input channels reach which output channels, asked of conv2d_forward with a
+    # random probe
     x = np.random.default_rng(0).normal(size=(1, c, 1, 1))
     w = np.ones((f, c // g, 1, 1))
     expect = set()
@@ -174,14 +223,18 @@ def test_groups_lines_come_from_conv(c, f, g):
 
 
 def test_grad_weight_shows_conv2d_grad_weight():
-    x = P._example((5, 5), 0, -2, 4)
-    dout = P._example((2, 2), 1, -2, 3)
+    x = P.example((5, 5), 0, -2, 4)
+    dout = P.example((2, 2), 1, -2, 3)
     kw = dict(stride=2, padding=0, dilation=1)
-    dw = cb.conv2d_grad_weight(dout[None, None], x[None, None], (1, 1, 3, 3), **kw)[0, 0]
+    dw = cb.conv2d_grad_weight(dout[None, None], x[None, None], (1, 1, 3, 3), **kw)[
+        0, 0
+    ]
     fig = P.plot_grad_weight(x, dout, kernel_size=3, entry=(2, 2), **kw)
     np.testing.assert_array_equal(as_grid(fig, "dK", (3, 3)), dw)
     xs = as_grid(fig, "Xs", (2, 2))
-    np.testing.assert_array_equal(xs, cb.window_view(x[None, None], 3, **kw)[0, 0, :, :, 2, 2])
+    np.testing.assert_array_equal(
+        xs, cb.window_view(x[None, None], 3, **kw)[0, 0, :, :, 2, 2]
+    )
     assert (xs * dout).sum() == dw[2, 2]
     with pytest.raises(ValueError, match="dout must have the output's shape"):
         P.plot_grad_weight(x, np.ones((3, 3)), kernel_size=3, **kw)
@@ -189,9 +242,13 @@ def test_grad_weight_shows_conv2d_grad_weight():
 
 def test_grad_input_map_counts_and_pairs():
     fig = P.plot_grad_input_map(6, 3, stride=2, pixel=(2, 2))
-    counts = cb.conv2d_grad_input(np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), (1, 1, 6, 6), stride=2)[0, 0]
+    counts = cb.conv2d_grad_input(
+        np.ones((1, 1, 2, 2)), np.ones((1, 1, 3, 3)), (1, 1, 6, 6), stride=2
+    )[0, 0]
     np.testing.assert_array_equal(as_grid(fig, "counts", (6, 6)), counts)
-    assert counts[5].sum() == 0 and counts[:, 5].sum() == 0  # unused border: zero gradient
+    assert (
+        counts[5].sum() == 0 and counts[:, 5].sum() == 0
+    )  # unused border: zero gradient
     assert set(shown(fig, "dY").values()) == {"K22", "K20", "K02", "K00"}
     # stride 3 with a 2-wide kernel leaves holes
     fig = P.plot_grad_input_map(5, 2, stride=3, pixel=(2, 2))
@@ -199,37 +256,59 @@ def test_grad_input_map_counts_and_pairs():
     assert as_grid(fig, "counts", (5, 5))[2].sum() == 0
 
 
-@pytest.mark.parametrize("stride,padding,dilation", [(2, 0, 1), (1, 1, 1), (2, 1, 2), (3, 0, 1)])
+@pytest.mark.parametrize(
+    "stride,padding,dilation", [(2, 0, 1), (1, 1, 1), (2, 1, 2), (3, 0, 1)]
+)
 def test_full_conv_equals_conv2d_grad_input(stride, padding, dilation):
-    dout = P._example((2, 3), 3, -2, 4)
-    full = P._full_conv_data(dout, P._W3, stride, padding, dilation, None)[-1]
-    fig = P.plot_full_conv(dout, P._W3, stride=stride, padding=padding, dilation=dilation,
-                           position=(full.shape[0] - 1, full.shape[1] - 1))
+    dout = P.example((2, 3), 3, -2, 4)
+    data = P.full_conv_data(dout, W3, stride=stride, padding=padding, dilation=dilation)
+    full = data.full
+    fig = P.plot_full_conv(
+        dout,
+        W3,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        position=(full.shape[0] - 1, full.shape[1] - 1),
+    )
     drawn = as_grid(fig, "dXp", full.shape)
     h, w = drawn.shape[0] - 2 * padding, drawn.shape[1] - 2 * padding
-    dx = cb.conv2d_grad_input(dout[None, None], P._W3[None, None], (1, 1, h, w), stride=stride, padding=padding,
-                              dilation=dilation)[0, 0]
+    dx = cb.conv2d_grad_input(
+        dout[None, None],
+        W3[None, None],
+        (1, 1, h, w),
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+    )[0, 0]
     np.testing.assert_allclose(drawn[padding : padding + h, padding : padding + w], dx)
     assert "✓" in all_text(fig)
-    # the drawn input of the full convolution is dilate(dout) padded by D(K-1): stride zeros included
-    big = as_grid(fig, "big", P._full_conv_data(dout, P._W3, stride, padding, dilation, None)[-3].shape)
+    # the drawn input of the full convolution is dilate(dout) padded by D(K-1): stride
+    # zeros included
+    big = as_grid(fig, "big", data.big.shape)
     e = dilation * 2
-    np.testing.assert_array_equal(big[e : e + stride * 1 + 1, e : e + stride * 2 + 1],
-                                  cb.dilate(dout[None, None], stride)[0, 0])
-    np.testing.assert_array_equal(as_grid(fig, "rotK", (3, 3)), cb.rot180(P._W3))
+    np.testing.assert_array_equal(
+        big[e : e + stride * 1 + 1, e : e + stride * 2 + 1],
+        cb.dilate(dout[None, None], stride)[0, 0],
+    )
+    np.testing.assert_array_equal(as_grid(fig, "rotK", (3, 3)), cb.rot180(W3))
 
 
 def test_col2im_adds_up_to_grad_input():
-    dout = P._example((3, 3), 4, 1, 4)
+    dout = P.example((3, 3), 4, 1, 4)
     kw = dict(stride=1, padding=0, dilation=1)
-    dx = cb.conv2d_grad_input(dout[None, None], P._W2[None, None], (1, 1, 4, 4), **kw)[0, 0]
-    fig = P.plot_col2im(dout, P._W2, **kw)
+    dx = cb.conv2d_grad_input(dout[None, None], W2[None, None], (1, 1, 4, 4), **kw)[
+        0, 0
+    ]
+    fig = P.plot_col2im(dout, W2, **kw)
     np.testing.assert_array_equal(as_grid(fig, "acc", (4, 4)), dx)
     counts = as_grid(fig, "counts", (4, 4))
     assert counts.max() == 4  # overlaps: why +=
-    np.testing.assert_array_equal(as_grid(P.plot_col2im(dout, P._W2, upto=0), "acc", (4, 4)), 0)
-    one = as_grid(P.plot_col2im(dout, P._W2, upto=1), "acc", (4, 4))
-    np.testing.assert_array_equal(one[:2, :2], dout[0, 0] * P._W2)
+    np.testing.assert_array_equal(
+        as_grid(P.plot_col2im(dout, W2, upto=0), "acc", (4, 4)), 0
+    )
+    one = as_grid(P.plot_col2im(dout, W2, upto=1), "acc", (4, 4))
+    np.testing.assert_array_equal(one[:2, :2], dout[0, 0] * W2)
     with pytest.raises(ValueError, match="upto"):
         P.plot_col2im(upto=10)
 
@@ -239,19 +318,27 @@ def test_rot180_tutorial_ways_drawn():
     fig = P.plot_rot180(w)
     r1, r2 = cb.rot180_tutorial(w, 1), cb.rot180_tutorial(w, 2)
     for co in range(2):
-        np.testing.assert_array_equal(as_grid(fig, f"R1_0{co}", (3, 3)), r1[:, :, co, 0])
-        np.testing.assert_array_equal(as_grid(fig, f"R2_0{co}", (3, 3)), r2[:, :, co, 0])
+        np.testing.assert_array_equal(
+            as_grid(fig, f"R1_0{co}", (3, 3)), r1[:, :, co, 0]
+        )
+        np.testing.assert_array_equal(
+            as_grid(fig, f"R2_0{co}", (3, 3)), r2[:, :, co, 0]
+        )
         np.testing.assert_array_equal(as_grid(fig, f"R0_0{co}", (3, 3)), w[:, :, 0, co])
-    assert "way 1 == way 2: True" in all_text(fig) and "(C_out, C_in, k, k): True" in all_text(fig)
+    assert "way 1 == way 2: True" in all_text(
+        fig
+    ) and "(C_out, C_in, k, k): True" in all_text(fig)
 
 
 @pytest.mark.parametrize("m", [2, 4])
 def test_winograd_tile(m):
-    d = P._example((m + 2, m + 2), 7, -3, 4)
+    d = P.example((m + 2, m + 2), 7, -3, 4)
     fig = P.plot_winograd(d, m=m)
-    direct = cb.conv2d_forward(d[None, None], P._W3[None, None])[0, 0]
+    direct = cb.conv2d_forward(d[None, None], W3[None, None])[0, 0]
     np.testing.assert_allclose(as_grid(fig, "direct", (m, m)), direct)
-    np.testing.assert_allclose(as_grid(fig, "Y", (m, m)), direct, atol=1e-2)  # drawn with 3 significant digits
+    np.testing.assert_allclose(
+        as_grid(fig, "Y", (m, m)), direct, atol=1e-2
+    )  # drawn with 3 significant digits
     n_direct, n_wino = winograd.winograd_multiplications(m)
     assert f"{n_wino} multiplications per tile instead of {n_direct}" in all_text(fig)
     with pytest.raises(ValueError, match="input tile"):
@@ -270,8 +357,8 @@ def test_bad_arguments_are_named():
 
 
 def test_inputs_not_modified():
-    x = P._example((5, 5), 0, 0, 4)
-    w = P._W3.copy()
+    x = P.example((5, 5), 0, 0, 4)
+    w = W3.copy()
     x0, w0 = x.copy(), w.copy()
     P.plot_sliding_window(x, w)
     P.plot_full_conv(None, w)
@@ -279,7 +366,7 @@ def test_inputs_not_modified():
     np.testing.assert_array_equal(w, w0)
 
 
-# ----------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Animations
 
 _DEFAULTS = {}
@@ -292,14 +379,16 @@ def default_animation(name):
 
 
 SMALL = {
-    "animate_sliding_window": dict(x=np.arange(9.0).reshape(3, 3), w=P._W2, stride=1, padding=0),
-    "animate_im2col": dict(x=np.arange(9.0).reshape(3, 3), w=P._W2),
+    "animate_sliding_window": dict(
+        x=np.arange(9.0).reshape(3, 3), w=W2, stride=1, padding=0
+    ),
+    "animate_im2col": dict(x=np.arange(9.0).reshape(3, 3), w=W2),
     "animate_output_size": dict(input_size=4, kernel_size=2),
     "animate_groups": dict(in_channels=2, out_channels=2),
     "animate_grad_weight": dict(x=np.arange(9.0).reshape(3, 3), kernel_size=2),
     "animate_grad_input_map": dict(input_size=2, kernel_size=1, stride=1),
-    "animate_full_conv": dict(dout=np.ones((1, 1)), w=P._W2, stride=1),
-    "animate_col2im": dict(dout=np.ones((1, 2)), w=P._W2),
+    "animate_full_conv": dict(dout=np.ones((1, 1)), w=W2, stride=1),
+    "animate_col2im": dict(dout=np.ones((1, 2)), w=W2),
 }
 
 
@@ -322,7 +411,7 @@ def test_animation_defaults(name):
     assert len(ids) == 1
     # no random id left anywhere: every 32-hex id in the player is ours
     assert set(re.findall(r"anim([0-9a-f]{32})", html)) == ids
-    assert name[len("animate_"):] in repr(a)
+    assert name[len("animate_") :] in repr(a)
     assert "http" not in html  # nothing fetched from the network (no CDN stylesheet)
 
 
@@ -331,28 +420,128 @@ def test_animation_deterministic_and_ids_distinct(name):
     f = getattr(P, name)
     one, two = f(**SMALL[name], dpi=30), f(**SMALL[name], dpi=30)
     assert one.html == two.html
-    id_small = re.search(r'_anim_img([0-9a-f]{32})', one.html).group(1)
-    id_default = re.search(r'_anim_img([0-9a-f]{32})', default_animation(name).html).group(1)
+    id_small = re.search(r"_anim_img([0-9a-f]{32})", one.html).group(1)
+    id_default = re.search(
+        r"_anim_img([0-9a-f]{32})", default_animation(name).html
+    ).group(1)
     assert id_small != id_default
 
 
 def test_two_different_animations_have_different_ids():
-    ids = {re.search(r'_anim_img([0-9a-f]{32})', default_animation(n).html).group(1) for n in ANIMATIONS}
+    ids = {
+        re.search(r"_anim_img([0-9a-f]{32})", default_animation(n).html).group(1)
+        for n in ANIMATIONS
+    }
     assert len(ids) == len(ANIMATIONS)
 
 
 def test_animation_frames_are_capped():
-    # 40 output positions -> sub-sampled evenly to 36, first and last kept (cells too small for numbers: fast)
-    a = P.animate_sliding_window(np.arange(40.0).reshape(1, 40), np.ones((1, 1)), stride=1, padding=0, dpi=20)
+    # 40 output positions -> sub-sampled evenly to 36, first and last kept (cells too
+    # small for numbers: fast)
+    a = P.animate_sliding_window(
+        np.arange(40.0).reshape(1, 40), np.ones((1, 1)), stride=1, padding=0, dpi=20
+    )
     assert a.frames == P.MAX_FRAMES
-    assert P._sample(40)[0] == 0 and P._sample(40)[-1] == 39 and len(set(P._sample(40))) == 36
+    assert (
+        sample_frames(40)[0] == 0
+        and sample_frames(40)[-1] == 39
+        and len(set(sample_frames(40))) == 36
+    )
 
 
 def test_plotting_imports_without_ipywidgets():
-    code = ("import sys; sys.modules['ipywidgets'] = None\n"
-            "import matplotlib; matplotlib.use('Agg')\n"
-            "from convbook import plotting\n"
-            "plotting.plot_output_size()\n"
-            "print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.modules['ipywidgets'] = None\n"
+        "import matplotlib; matplotlib.use('Agg')\n"
+        "from convbook import plotting\n"
+        "plotting.plot_output_size()\n"
+        "print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+# --------------------------------------------------------------------------------------
+# The package's contract: canvas and player apart from the figures; each figure's data
+# public and computed once
+
+FIGURES = [n[len("plot_") :] for n in PLOTS if n != "plot_palette"]
+
+
+def test_modules_hold_one_kind_of_thing():
+    from pathlib import Path
+
+    package = Path(P.__file__).parent
+    for path in package.glob("*.py"):
+        n_lines = len(path.read_text(encoding="utf-8").splitlines())
+        assert n_lines <= 600, f"{path.name}: {n_lines} lines"
+    from convbook.plotting import canvas, player
+
+    for module in (canvas, player):
+        assert not [
+            n for n in module.__all__ if n.startswith(("plot_", "animate_", "draw_"))
+        ], module
+    assert {P.plot_sliding_window.__module__, P.plot_full_conv.__module__} <= {
+        f"convbook.plotting.{m}"
+        for m in ("forward", "columns", "backward", "transforms")
+    }
+
+
+@pytest.mark.parametrize("figure", FIGURES)
+def test_every_figure_has_public_data_and_draw(figure):
+    data_fn, draw_fn = getattr(P, f"{figure}_data"), getattr(P, f"draw_{figure}")
+    assert f"{figure}_data" in P.__all__ and f"draw_{figure}" in P.__all__
+    data = data_fn()
+    assert isinstance(data, tuple) and hasattr(data, "_fields")  # a named tuple
+    # drawing the data is the same picture as the one-call plot
+    assert texts(draw_fn(data)) == texts(getattr(P, f"plot_{figure}")())
+
+
+# the animations that sweep a position over one data: the data is computed once, not
+# once a frame
+SWEEPS = {
+    "animate_sliding_window": ("forward", "sliding_window_data"),
+    "animate_im2col": ("columns", "im2col_data"),
+    "animate_col2im": ("columns", "col2im_data"),
+    "animate_grad_weight": ("backward", "grad_weight_data"),
+    "animate_grad_input_map": ("backward", "grad_input_map_data"),
+    "animate_full_conv": ("backward", "full_conv_data"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SWEEPS))
+def test_animation_computes_its_data_once(name, monkeypatch):
+    import importlib
+
+    module_name, data_name = SWEEPS[name]
+    module = importlib.import_module(f"convbook.plotting.{module_name}")
+    calls = []
+    real = getattr(module, data_name)
+    monkeypatch.setattr(
+        module, data_name, lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    a = getattr(P, name)(**SMALL[name], dpi=20)
+    assert a.frames >= 2 and len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "stride,padding,dilation,groups",
+    [(1, 0, 1, 1), (2, 1, 1, 2), (2, 1, 2, 2), (3, (0, 1), 1, 1)],
+)
+def test_full_conv_route_is_conv2d_grad_input(stride, padding, dilation, groups):
+    """The pictures' one copy of the full-convolution route, in general (batch,
+    channels, groups)."""
+    from convbook.plotting.backward import _full_conv_route
+
+    rng = np.random.default_rng(0)
+    x_shape, w = (2, 4, 7, 6), rng.normal(size=(6, 4 // groups, 3, 2))
+    hyper = dict(stride=stride, padding=padding, dilation=dilation)
+    s = cb.conv_output_shape(x_shape[2:], w.shape[2:], **hyper)
+    dout = rng.normal(size=(2, 6, s.oh, s.ow))
+    params = cb.conv_params(w.shape[2:], groups=groups, **hyper)
+    dx = _full_conv_route(dout, w, x_shape, params, s)[-1]
+    np.testing.assert_allclose(
+        dx, cb.conv2d_grad_input(dout, w, x_shape, groups=groups, **hyper), atol=1e-12
+    )
