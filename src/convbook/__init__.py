@@ -18,6 +18,7 @@ from .gradcheck import compare, numeric_vjp, rel_error
 from .layers import Conv2D
 from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .engine import options
+from .methods.strided import full_conv_border, full_conv_operands
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
 from .source import show_source
 
@@ -56,6 +57,8 @@ __all__ = [
     "conv_output_shape",
     "conv_params",
     "dilate",
+    "full_conv_border",
+    "full_conv_operands",
     "im2col",
     "im2col_loop",
     "im2col_tutorial",

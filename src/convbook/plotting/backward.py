@@ -23,17 +23,15 @@ from .. import (
     conv2d_grad_weight,
     conv_output_shape,
     conv_params,
-    dilate,
-    rot180,
-    swap_in_out,
+    full_conv_operands,
     window_view,
 )
+from ..shapes import as_pair
 from .canvas import (
     PALETTE,
     Diagram,
     as_cell,
     as_image,
-    as_pair,
     blank_faces,
     example,
     example_kernel,
@@ -94,7 +92,7 @@ def grad_weight_data(
            [20., 24.]])
     """
     x = as_image(x, "x", example((4, 4), 0, 0, 5))
-    kh, kw = as_pair(kernel_size, "kernel_size")
+    kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
     hyper = dict(stride=stride, padding=padding, dilation=dilation)
     s = conv_output_shape(x.shape, (kh, kw), **hyper)
     dout = as_image(dout, "dout", example((s.oh, s.ow), 2, -1, 3))
@@ -241,8 +239,8 @@ def grad_input_map_data(
            [0., 0., 0., 0.],
            [0., 0., 0., 0.]])
     """
-    h, wd = as_pair(input_size, "input_size")
-    kh, kw = as_pair(kernel_size, "kernel_size")
+    h, wd = as_pair(input_size, "input_size", minimum=1)
+    kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
     hyper = dict(stride=stride, padding=padding, dilation=dilation)
     s = conv_output_shape((h, wd), (kh, kw), **hyper)
     p = conv_params((kh, kw), **hyper)
@@ -395,7 +393,7 @@ def grad_input_case(
             (oh - 1) * sh + dh * (kh - 1) + 1 - pt - pb,
             (ow - 1) * sw + dw * (kw - 1) + 1 - pl - pr,
         )
-    h, wd = as_pair(input_size, "input_size")
+    h, wd = as_pair(input_size, "input_size", minimum=1)
     if min(h, wd) < 1:
         raise ValueError(
             f"padding {padding} is too large for dout {dout.shape}: the input would be "
@@ -411,27 +409,17 @@ def grad_input_case(
     return dout, w, p, s, (h, wd), dx[0, 0]
 
 
-def _full_conv_route(dout, w, x_shape, params, out_shape):
-    """∇X = crop(conv(pad(dilate(∇Y)), rot180(K) with channels swapped per group)).
+def _full_conv_route(dout, w, x_shape, params):
+    """∇X by the full-convolution route: the core's teaching function, step by step.
 
-    The one place the pictures compute this route: dilate ∇Y by the stride, pad by
-    D(K-1) (and by the rows/columns no window read), turn the kernel and swap its
-    channels per group, correlate with the forward dilation, crop the forward padding.
-    When the core has this route as one public teaching function, the body becomes a
-    call to it (tests/test_plotting.py checks it against ``cb.conv2d_grad_input``).
-    Returns ``big`` (∇Y dilated and padded), ``w_turned`` (C, F // groups, KH, KW),
-    ``full`` (N, C, Hp, Wp): ∇X of the padded input, and ``dx`` (N, C, H, W).
+    ``big`` and ``w_turned`` are :func:`convbook.methods.strided.full_conv_operands`
+    (∇Y dilated by the stride, bordered by D(K-1), the rows no window read added, only
+    the rows x's pixels need kept; the kernel turned, channels swapped per group); their
+    correlation (dilation D) is ∇X itself.
     """
-    (kh, kw), (dh, dw) = w.shape[2:], params.dilation
-    eh, ew = dh * (kh - 1), dw * (kw - 1)
-    dd = dilate(dout, params.stride)  # (N, F, S(OH-1)+1, S(OW-1)+1)
-    tail_h, tail_w = eh + out_shape.unused_h, ew + out_shape.unused_w
-    big = np.pad(dd, ((0, 0), (0, 0), (eh, tail_h), (ew, tail_w)))
-    w_turned = swap_in_out(rot180(w), params.groups)  # (C, F // G, KH, KW)
-    full = conv2d_forward(big, w_turned, dilation=params.dilation, groups=params.groups)
-    pt, _, pl, _ = params.padding
-    h, wd = x_shape[2:]
-    return big, w_turned, full, full[:, :, pt : pt + h, pl : pl + wd]
+    big, w_turned = full_conv_operands(dout, w, x_shape, params)
+    dx = conv2d_forward(big, w_turned, dilation=params.dilation, groups=params.groups)
+    return big, w_turned, dx
 
 
 class FullConvData(NamedTuple):
@@ -445,7 +433,7 @@ class FullConvData(NamedTuple):
     dx: np.ndarray  #: (H, W), ``cb.conv2d_grad_input``
     big: np.ndarray  #: ∇Y dilated by the stride and padded by D(K-1)
     w_turned: np.ndarray  #: (KH, KW), the kernel turned 180°
-    full: np.ndarray  #: (Hp, Wp), ∇X of the padded input: the full convolution
+    full: np.ndarray  #: (H, W), the full convolution of ``big`` with the turned kernel
 
 
 def full_conv_data(
@@ -456,7 +444,7 @@ def full_conv_data(
     Examples
     --------
     >>> d = full_conv_data(np.ones((2, 2)), example_kernel(2), stride=1)
-    >>> np.array_equal(d.full, d.dx)  # no padding: nothing to crop
+    >>> np.allclose(d.full, d.dx)  # the route gives cb.conv2d_grad_input's answer
     True
     """
     dout, w, p, s, (h, wd), dx = grad_input_case(
@@ -469,8 +457,8 @@ def full_conv_data(
         default_dout=example((2, 2), 3, 1, 4),
         default_w=example_kernel(3),
     )
-    route = _full_conv_route(dout[None, None], w[None, None], (1, 1, h, wd), p, s)
-    big, w_turned, full = (a[0, 0] for a in route[:3])
+    route = _full_conv_route(dout[None, None], w[None, None], (1, 1, h, wd), p)
+    big, w_turned, full = (a[0, 0] for a in route)
     return FullConvData(dout, w, p, s, (h, wd), dx, big, w_turned, full)
 
 
@@ -484,13 +472,14 @@ def draw_full_conv(data, *, position=(0, 0), ax=None):
     eh, ew = dh * (kh - 1), dw * (kw - 1)
     hb, wb = big.shape
     hp, wp = full.shape
-    ok = np.allclose(full[pt : pt + h, pl : pl + wd], dx)
+    ok = np.allclose(full, dx)
+    r0, c0 = eh - pt, ew - pl  # where ∇Y[0, 0] sits in big (its padding rows cut off)
     faces = blank_faces((hb, wb), tint("padding", 0.35))
     for a in range(hb):
         for b in range(wb):
-            inside = eh <= a <= eh + sh * (s.oh - 1) and ew <= b <= ew + sw * (s.ow - 1)
+            inside = r0 <= a <= r0 + sh * (s.oh - 1) and c0 <= b <= c0 + sw * (s.ow - 1)
             if inside:
-                on = (a - eh) % sh == 0 and (b - ew) % sw == 0
+                on = (a - r0) % sh == 0 and (b - c0) % sw == 0
                 faces[a][b] = tint("gradient") if on else tint("zeros", 0.6)
     top = 1.3
     xk = wb + 1.5
@@ -502,14 +491,13 @@ def draw_full_conv(data, *, position=(0, 0), ax=None):
         for b in range(kw)
         if win[a, b] != 0
     ]
-    inside = pt <= i < pt + h and pl <= j < pl + wd
-    head = f"∇X[{i - pt},{j - pl}] = " if inside else f"(padding, cropped) [{i},{j}] = "
+    head = f"∇X[{i},{j}] = "
     if terms:
         head += "Σ window ⊙ rot180(K), non-zero terms:"
         lines = wrap_terms(terms, 4, head, f"  = {fmt(full[i, j])}")
     else:
         lines = [head + "only zeros under the window = 0"]
-    lines.append(f"cropped result == cb.conv2d_grad_input(...): {'✓' if ok else '✗'}")
+    lines.append(f"== cb.conv2d_grad_input(...): {'✓' if ok else '✗'}")
     body = max(hb, 2 * kh + 1.5, hp)
     d = Diagram(ax, xf + wp + 0.3, top + body + 0.5 + lines_needed(len(lines)))
     d.title(
@@ -526,22 +514,16 @@ def draw_full_conv(data, *, position=(0, 0), ax=None):
     d.text(xk, top - 0.35, "rot180(K)", scale=0.85)
     d.grid(w, xk, top + kh + 1.3, tint("kernel", 0.2), name="K")
     d.text(xk, top + kh + 0.95, "K", scale=0.85)
-    faces = blank_faces((hp, wp), tint("padding", 0.35))
+    faces = [[(1.0, 1.0, 1.0)] * wp for _ in range(hp)]
     text = [["" for _ in range(wp)] for _ in range(hp)]
     for a in range(hp):
         for b in range(wp):
-            in_x = pt <= a < pt + h and pl <= b < pl + wd
             if a * wp + b <= i * wp + j:
-                if in_x:
-                    faces[a][b] = tint("gradient")
+                faces[a][b] = tint("gradient")
                 text[a][b] = fmt(full[a, b])
-            elif in_x:
-                faces[a][b] = (1.0, 1.0, 1.0)
     d.grid(None, xf, top, faces, shape=(hp, wp), text=text, name="dXp")
-    d.outline(xf + pl, top + pt, wd, h, color=PALETTE["gradient"], lw=1.5, ls="--")
     d.outline(xf + j, top + i, 1, 1)
-    cropped = " (grey: padding, cropped)" if any(p.padding) else ""
-    d.text(xf, top - 0.35, "∇X" + cropped, scale=0.85)
+    d.text(xf, top - 0.35, "∇X", scale=0.85)
     d.lines(0, top + body + 0.4, lines)
     return d.done()
 

@@ -15,6 +15,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch, Rectangle
 
+from ..shapes import as_pair
+
 __all__ = [
     "PALETTE",
     "tint",
@@ -22,7 +24,6 @@ __all__ = [
     "example",
     "example_kernel",
     "as_image",
-    "as_pair",
     "as_cell",
     "fmt",
     "paren",
@@ -145,18 +146,9 @@ def as_image(a, name, default):
     return a
 
 
-def as_pair(v, name):
-    """An int or an (h, w) pair of ints as a pair."""
-    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-        return int(v), int(v)
-    if isinstance(v, (tuple, list)) and len(v) == 2:
-        return int(v[0]), int(v[1])
-    raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
-
-
 def as_cell(pos, shape, name):
     """Validate a (row, col) position inside a grid of the given shape."""
-    i, j = as_pair(pos, name)
+    i, j = as_pair(pos, name, minimum=0)
     if not (0 <= i < shape[0] and 0 <= j < shape[1]):
         raise ValueError(
             f"{name}={pos!r} is outside the {shape[0]}x{shape[1]} grid it indexes"

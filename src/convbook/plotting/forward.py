@@ -24,12 +24,12 @@ from .. import (
     conv_params,
     window_view,
 )
+from ..shapes import as_pair
 from .canvas import (
     PALETTE,
     Diagram,
     as_cell,
     as_image,
-    as_pair,
     blank_faces,
     example,
     example_kernel,
@@ -242,8 +242,8 @@ def output_size_data(input_size=6, kernel_size=3, *, stride=2, padding=0, dilati
     >>> d.counts[-1].sum()  # the row past the last window
     np.float64(0.0)
     """
-    h, wd = as_pair(input_size, "input_size")
-    kh, kw = as_pair(kernel_size, "kernel_size")
+    h, wd = as_pair(input_size, "input_size", minimum=1)
+    kh, kw = as_pair(kernel_size, "kernel_size", minimum=1)
     hyper = dict(stride=stride, padding=padding, dilation=dilation)
     s = conv_output_shape((h, wd), (kh, kw), **hyper)
     p = conv_params((kh, kw), **hyper)
