@@ -99,6 +99,7 @@ lab: install
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
+	find locale -name '*.mo' -delete
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import doctest
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -245,9 +246,16 @@ def test_make_book_empties_the_cache_before_it_executes():
     The cache keys on notebook code only: without the wipe, a change in src/ would leave
     stale outputs in both editions.
     """
+    # Under `make test` the parent make's flags would reach this one via the env.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")
+    }
     out = subprocess.run(
         ["make", "-n", "--no-print-directory", "book"],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
