@@ -6,7 +6,7 @@ from the gettext catalogs in ``locale/<language>/LC_MESSAGES/`` (one per page:
 the catalogs and derives each edition's configuration; this extension fills the gaps
 that Sphinx leaves under jupyter-book:
 
-- display maths, and text with nothing but maths, code and punctuation in it, is not
+- display maths, and text with no English words outside its maths and code, is not
   sent to translators (``translatable=False``, set before Sphinx's Locale transform);
 - the ``_toc.yml`` part captions are translated, by a transform at priority 101:
   sphinx-external-toc inserts its toctrees at 100, after Locale (20) has run;
@@ -73,14 +73,18 @@ _NOT_PROSE = re.compile(
     r"|<[a-z]+://[^>]*>",  # an autolink
     re.S,
 )
-_LETTER = re.compile(r"[^\W\d_]")
+# The sources are English: text with no Latin letter (the glossary's 卷积) has no words
+# to translate.
+_LETTER = re.compile(r"[A-Za-z]")
 
 
 def has_prose(text: str) -> bool:
-    """Whether ``text`` has anything to translate outside its maths, code and links.
+    """Whether ``text`` has English words outside its maths, code and links.
 
     >>> has_prose("$X$"), has_prose("`(N, C)`"), has_prose("$O_H$ (`OH`, `OW`)")
     (False, False, False)
+    >>> has_prose("卷积核, 滤波器"), has_prose("空洞卷积: dilated convolution")
+    (False, True)
     >>> has_prose("a batch of $N$ images"), has_prose("[im2col](im2col.ipynb)")
     (True, True)
     """
