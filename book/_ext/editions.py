@@ -158,9 +158,14 @@ def _translate_config(app, config) -> None:
     _override_theme_catalogs(app, config)
     # Sphinx splits Chinese into words for its search index with jieba, whose own
     # dictionary cuts 卷积层 into 卷积 + 层: a search for 卷积层 found nothing.
-    words = Path(app.srcdir, "locale", config.language, SEARCH_WORDS)
-    if words.is_file():
-        config.html_search_options = {"dict": str(words), **config.html_search_options}
+    for locale_dir in config.locale_dirs:
+        words = Path(app.srcdir, locale_dir, config.language, SEARCH_WORDS)
+        if words.is_file():
+            config.html_search_options = {
+                "dict": str(words),
+                **config.html_search_options,
+            }
+            break
 
 
 def _override_theme_catalogs(app, config) -> None:
