@@ -4,6 +4,7 @@
 #   make book            create .venv if needed, execute every notebook, build _build/html
 #   make test            unit tests, doctests, notebooks (nbval), book build with -W, browser tests
 #   make lab             JupyterLab on book/ with the project's kernel
+#   make translations    extract the English messages, update locale/*/ catalogs, show status
 #   make clean           remove build outputs (keeps .venv);  make distclean  also removes .venv
 #   TORCH=1              also install torch==2.13.0 (CPU; optional cross-checks and benchmarks)
 
@@ -30,20 +31,30 @@ unexport MPLBACKEND
 
 PYTEST := $(BIN)/python -m pytest
 JB := $(BIN)/jupyter-book
-# --all: re-read every page, so `execute_notebooks: force` re-runs every notebook and no
-# warning hides in an incremental build. The old index.html goes first, so check-index proves
-# that this build wrote one.
+# --all: re-read every page, so no warning hides in an incremental build. The old index.html
+# goes first, so check-index proves that this build wrote one.
 JB_BUILD := rm -f $(HTML)/index.html && $(JB) build . --all -n --keep-going
+
+# Two editions from the same notebooks: English at _build/html, Chinese at _build/html/zh.
+# Each builds from a config that book/_ext/translation.py derives from _config.yml, with
+# `execute_notebooks: cache` and one cache for both: emptied first, so the English build
+# executes every notebook (a change in src/ cannot leave stale outputs) and the Chinese one
+# reuses those outputs. $(1): extra jupyter-book options (-W).
+I18N := $(BIN)/python book/_ext/translation.py
+book_en = rm -rf _build/.jupyter_cache $(HTML)/zh && $(I18N) configs _build \
+	&& $(JB_BUILD) $(1) --config _build/_config.en.yml
+book_zh = rm -rf _build/zh $(HTML)/zh && $(JB) build . --all -n --keep-going $(1) \
+	--config _build/_config.zh_CN.yml --path-output _build/zh && mv _build/zh/_build/html $(HTML)/zh
 
 # $(call step,NAME,COMMAND): run COMMAND, then print its wall time (also when it fails).
 step = @t0=$$(date +%s.%N); echo ">>> $(1)"; rc=0; $(2) || rc=$$?; \
 	echo "<<< $(1): $$(awk -v a=$$t0 -v b=$$(date +%s.%N) 'BEGIN { printf "%.1f", b - a }') s, exit $$rc"; \
 	exit $$rc
 
-.PHONY: help install book test lab clean distclean check-index
+.PHONY: help install book test lab clean distclean check-index translations
 
 help:
-	@sed -n '1,8p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '1,9p' Makefile | sed 's/^# \{0,1\}//'
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "convbook needs Python >= 3.11, got " + sys.version.split()[0])'
@@ -60,18 +71,24 @@ $(TORCH_STAMP): | $(VENV)/bin/python
 install: $(STAMP) $(if $(filter 1 yes true,$(TORCH)),$(TORCH_STAMP))
 
 check-index:
-	@test -f $(HTML)/index.html || { echo "error: $(HTML)/index.html is missing: the book did not build"; exit 1; }
-	@echo "ok: $(HTML)/index.html"
+	@for f in $(HTML)/index.html $(HTML)/zh/index.html; do \
+		test -f $$f || { echo "error: $$f is missing: the book did not build"; exit 1; }; echo "ok: $$f"; done
 
 book: install
-	$(call step,build the book (executes every notebook),$(JB_BUILD))
+	$(call step,build the English book (executes every notebook),$(call book_en))
+	$(call step,build the Chinese book (the same outputs),$(call book_zh))
 	@$(MAKE) --no-print-directory check-index
+
+# After an English edit: new messages into locale/*/LC_MESSAGES/*.po (README "Translations").
+translations: install
+	$(call step,extract messages and update the catalogs,$(I18N) update)
 
 test: install
 	$(call step,unit tests,$(PYTEST) tests -m "not browser and not lab")
 	$(call step,doctests,$(PYTEST) --doctest-modules src/convbook)
 	$(call step,notebooks with nbval,$(PYTEST) --nbval-lax --nbval-current-env book)
-	$(call step,book build with -W,$(JB_BUILD) -W)
+	$(call step,book build with -W: English (executes every notebook),$(call book_en,-W))
+	$(call step,book build with -W: Chinese (the same outputs),$(call book_zh,-W))
 	@$(MAKE) --no-print-directory check-index
 	$(call step,browser test of the built book,$(PYTEST) tests/test_browser.py -m browser)
 	$(call step,a chapter run in JupyterLab,$(PYTEST) tests/test_lab.py -m lab)
@@ -83,6 +100,7 @@ lab: install
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis
+	find locale -name '*.mo' -delete
 	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 distclean: clean

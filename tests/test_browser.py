@@ -1,14 +1,20 @@
-"""The built HTML book in a real headless browser (Debian's chromium, driven by playwright).
+"""The built HTML book in a real headless browser (Debian's chromium, by playwright).
 
-Runs after the book is built (`make test` calls it last). For every page of `_build/html`, served
-from 127.0.0.1 with no internet: no console error or uncaught exception, no failed or 404 local
-request, no request to the internet (matplotlib's to_jshtml player links a FontAwesome stylesheet
-from a CDN: convbook.plotting strips it, the theme's own icons draw the buttons), no local link to
-a missing file or anchor, maths typeset by the vendored MathJax without errors, saved widget state
-drawn by the vendored widget manager, and every `to_jshtml` animation playing when Play is clicked.
+Runs after the book is built (`make test` calls it last). For every page of both
+editions (English in `_build/html`, Chinese in `_build/html/zh`), served from 127.0.0.1
+with no internet: no console error or uncaught exception, no failed or 404 local
+request, no request to the internet (matplotlib's to_jshtml player links a FontAwesome
+stylesheet from a CDN: convbook.plotting strips it, the theme's own icons draw the
+buttons), no local link to a missing file or anchor, maths typeset by the vendored
+MathJax without errors, saved widget state drawn by the vendored widget manager, every
+`to_jshtml` animation playing when Play is clicked, the page's language (`lang="zh-CN"`
+and the translated part captions in the Chinese edition), and one language switch that
+lands on the same page in the other edition. Also: the switch carries the section anchor
+along and works from `file://`, and Chinese search finds Chinese words (jieba).
 
-Skips (saying why) when the book is not built or chromium is not installed; `.ci/run` installs it.
-Environment: CONVBOOK_HTML (default `_build/html`), CHROMIUM (default `/usr/bin/chromium`).
+Skips (saying why) when the book is not built or chromium is not installed; `.ci/run`
+installs it. Environment: CONVBOOK_HTML (default `_build/html`), CHROMIUM (default
+`/usr/bin/chromium`).
 """
 
 from __future__ import annotations
@@ -30,20 +36,55 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("CONVBOOK_HTML", ROOT / "_build" / "html")).resolve()
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SKIP_PAGES = {"genindex.html", "search.html"}
+# The other language editions: folder under the English site -> <html lang>.
+EDITIONS = {"zh": "zh-CN"}
+
+
+@functools.cache
+def _zh_captions() -> list[str]:
+    """The _toc.yml part captions in the Chinese edition (English if untranslated)."""
+    import polib
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    po = polib.pofile(
+        str(ROOT / "locale" / "zh_CN" / "LC_MESSAGES" / "book" / "intro.po")
+    )
+    zh = {e.msgid: e.msgstr for e in po.translated_entries()}
+    return [zh.get(part["caption"], part["caption"]) for part in toc["parts"]]
+
+
+def _edition(rel: str) -> tuple[str, str]:
+    """(the edition's folder, the page's path in it): ("zh", "book/intro.html")."""
+    first, _, rest = rel.partition("/")
+    return (first, rest) if first in EDITIONS and rest else ("", rel)
 
 
 def _pages() -> list[Path]:
     if not HTML.is_dir():
         return []
-    pages = [p for p in sorted(HTML.rglob("*.html")) if not p.relative_to(HTML).parts[0].startswith("_")]
-    return [p for p in pages if p.relative_to(HTML).as_posix() not in SKIP_PAGES]
+    # Any `_` folder (`_static`, `_sources`, `zh/_static`, ...) holds assets, not pages.
+    pages = [
+        p
+        for p in sorted(HTML.rglob("*.html"))
+        if not any(part.startswith("_") for part in p.relative_to(HTML).parts)
+    ]
+    return [
+        p
+        for p in pages
+        if _edition(p.relative_to(HTML).as_posix())[1] not in SKIP_PAGES
+    ]
 
 
 def _skip_reason() -> str | None:
     if not (HTML / "index.html").is_file():
-        return f"the book is not built: {HTML / 'index.html'} is missing (run `make book` first)"
+        return (
+            f"the book is not built: no {HTML / 'index.html'} (run `make book` first)"
+        )
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return f"no chromium binary at {CHROMIUM} (install Debian's: apt-get install -y chromium)"
+        return (
+            f"no chromium at {CHROMIUM} (install Debian's: apt-get install -y chromium)"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -80,7 +121,12 @@ def browser(server):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--disable-background-networking",
+            ],
         )
         try:
             yield browser
@@ -105,7 +151,11 @@ def _check_local_links(page, base: str, page_path: Path) -> list[str]:
             target = target / "index.html"
         if not target.is_file():
             broken.append(f"{href} -> missing {target.relative_to(HTML)}")
-        elif fragment and target.suffix == ".html" and unquote(fragment) not in _ids(target):
+        elif (
+            fragment
+            and target.suffix == ".html"
+            and unquote(fragment) not in _ids(target)
+        ):
             broken.append(f"{href} -> no id {fragment!r} in {target.relative_to(HTML)}")
     return broken
 
@@ -115,28 +165,39 @@ def _check_maths(page) -> list[str]:
     if n_math == 0:
         return []
     try:
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=15_000)
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+            timeout=15_000,
+        )
         page.evaluate("() => MathJax.startup.promise")
     except Exception as err:  # playwright's TimeoutError or a JS error
-        return [f"{n_math} maths elements but MathJax never started ({type(err).__name__})"]
+        return [
+            f"{n_math} maths elements but MathJax never started ({type(err).__name__})"
+        ]
     problems = []
     typeset = page.locator(".math mjx-container").count()
     if typeset < n_math:
         problems.append(f"MathJax typeset {typeset} of {n_math} maths elements")
     errors = page.locator("mjx-merror, [data-mjx-error]").count()
     if errors:
-        first = page.locator("mjx-merror, [data-mjx-error]").first.get_attribute("data-mjx-error")
+        first = page.locator("mjx-merror, [data-mjx-error]").first.get_attribute(
+            "data-mjx-error"
+        )
         problems.append(f"{errors} TeX errors, e.g. {first!r}")
     return problems
 
 
 def _check_widgets(page) -> list[str]:
-    n_views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
+    n_views = page.locator(
+        'script[type="application/vnd.jupyter.widget-view+json"]'
+    ).count()
     if n_views == 0:
         return []
     try:
         page.wait_for_function(
-            f"() => document.querySelectorAll('.widget-subarea > *').length >= {n_views}", timeout=15_000
+            "() => document.querySelectorAll('.widget-subarea > *').length"
+            f" >= {n_views}",
+            timeout=15_000,
         )
     except Exception:
         drawn = page.locator(".widget-subarea > *").count()
@@ -145,7 +206,7 @@ def _check_widgets(page) -> list[str]:
 
 
 def _check_animations(page) -> list[str]:
-    """Press Play on every to_jshtml player, then watch them all: each slider must move twice."""
+    """Press Play on every to_jshtml player, then watch: each slider moves twice."""
     problems = []
     animations = page.locator("div.animation")
     started = []
@@ -155,7 +216,9 @@ def _check_animations(page) -> list[str]:
         if slider.count() != 1:
             problems.append(f"animation {k}: no slider")
             continue
-        n_frames = int(slider.get_attribute("max") or 0) + 1  # set from the frames when the player starts
+        n_frames = (
+            int(slider.get_attribute("max") or 0) + 1
+        )  # set from the frames when the player starts
         if n_frames < 2:
             problems.append(f"animation {k}: {n_frames} frame")
             continue
@@ -164,21 +227,66 @@ def _check_animations(page) -> list[str]:
         anim.locator('button[title="Play"]').click()
         started.append((k, anim, slider, n_frames, start, {start[0]}))
     deadline = time.monotonic() + 10
-    while started and time.monotonic() < deadline and any(len(seen) < 3 for *_, seen in started):
+    while (
+        started
+        and time.monotonic() < deadline
+        and any(len(seen) < 3 for *_, seen in started)
+    ):
         page.wait_for_timeout(100)
         for *_, slider, _, _, seen in started:
             seen.add(slider.input_value())
-    for k, anim, slider, n_frames, (_, start_src), seen in started:
+    for k, anim, _slider, n_frames, (_, start_src), seen in started:
         src = anim.locator("img").first.get_attribute("src")
         anim.locator('button[title="Pause"]').click()
         if len(seen) < 3:
-            problems.append(f"animation {k}: slider went through {sorted(seen)} only after Play ({n_frames} frames)")
+            problems.append(
+                f"animation {k}: slider went through {sorted(seen)} only after Play"
+                f" ({n_frames} frames)"
+            )
         elif src == start_src:
-            problems.append(f"animation {k}: the slider moved but the image did not change")
+            problems.append(
+                f"animation {k}: the slider moved but the image did not change"
+            )
     return problems
 
 
-@pytest.mark.parametrize("rel", [p.relative_to(HTML).as_posix() for p in _pages()] or ["index.html"])
+def _check_edition(page, rel: str) -> list[str]:
+    """The page's language, and the Chinese edition's translated part captions."""
+    folder, _ = _edition(rel)
+    problems = []
+    lang = page.evaluate("() => document.documentElement.lang")
+    want = EDITIONS.get(folder, "en")
+    if lang != want:
+        problems.append(f"<html lang={lang!r}>, expected {want!r}")
+    if folder == "zh" and page.locator(".bd-sidebar-primary .caption-text").count():
+        captions = page.locator(".bd-sidebar-primary .caption-text").all_inner_texts()
+        if captions != _zh_captions():
+            problems.append(f"part captions {captions}, expected {_zh_captions()}")
+    return problems
+
+
+def _check_edition_switch(page, base: str, rel: str) -> list[str]:
+    """Exactly one switch, and clicking it lands on the page in the other edition."""
+    switch = page.locator("a.edition-switch")
+    if switch.count() != 1:
+        return [f"{switch.count()} language switches, expected 1"]
+    # Where the page is now: index.html redirects to the first chapter.
+    here = urldefrag(page.url)[0].removeprefix(base + "/")
+    folder, inner = _edition(here)
+    other = inner if folder else f"zh/{inner}"
+    switch.click()
+    try:
+        page.wait_for_url(
+            f"{base}/{other}", wait_until="domcontentloaded", timeout=10_000
+        )
+    except Exception:  # playwright's TimeoutError
+        return [f"the language switch led to {page.url}, expected {base}/{other}"]
+    return []
+
+
+@pytest.mark.parametrize(
+    "rel", [p.relative_to(HTML).as_posix() for p in _pages()] or ["index.html"]
+)
 def test_page_in_browser(browser, server, rel):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
@@ -188,15 +296,32 @@ def test_page_in_browser(browser, server, rel):
         url = route.request.url
         if url.startswith(server + "/"):
             route.continue_()
-        else:  # offline this would fail (a console error); answer it and report it instead
+        else:  # offline it would fail (a console error): answer it, report it instead
             external.append(url)
             route.fulfill(status=204, body="")
 
     context.route("**/*", on_route)
-    page.on("console", lambda m: console_errors.append(f"{m.text} @ {m.location.get('url')}") if m.type == "error" else None)
+    page.on(
+        "console",
+        lambda m: (
+            console_errors.append(f"{m.text} @ {m.location.get('url')}")
+            if m.type == "error"
+            else None
+        ),
+    )
     page.on("pageerror", lambda e: page_errors.append(str(e)))
-    page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}") if r.url.startswith(server) else None)
-    page.on("response", lambda r: failed.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None)
+    page.on(
+        "requestfailed",
+        lambda r: (
+            failed.append(f"{r.url}: {r.failure}") if r.url.startswith(server) else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda r: (
+            failed.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None
+        ),
+    )
     try:
         page.goto(f"{server}/{rel}", wait_until="load")
         page.wait_for_load_state("networkidle")
@@ -204,12 +329,56 @@ def test_page_in_browser(browser, server, rel):
         problems += _check_maths(page)
         problems += _check_widgets(page)
         problems += _check_animations(page)
-        problems += [f"broken link: {b}" for b in _check_local_links(page, server, HTML / rel)]
+        problems += [
+            f"broken link: {b}" for b in _check_local_links(page, server, HTML / rel)
+        ]
+        problems += _check_edition(page, rel)
         page.wait_for_timeout(200)
         problems += [f"console error: {e}" for e in console_errors]
         problems += [f"uncaught exception: {e}" for e in page_errors]
         problems += [f"failed request: {f}" for f in failed]
         problems += [f"request to the internet: {u}" for u in external]
+        # Last: it leaves the page (the other page is checked as a page of its own).
+        problems += _check_edition_switch(page, server, rel)
     finally:
         context.close()
     assert not problems, f"{rel}:\n  " + "\n  ".join(problems)
+
+
+def test_switch_keeps_the_section_and_works_from_disk(browser):
+    """From file://: English section -> the same section in Chinese, and back."""
+    if not (HTML / "zh" / "book" / "intro.html").is_file():
+        pytest.skip("the Chinese edition is not built (run `make book`)")
+    page = browser.new_page()
+    try:
+        anchor = "#who-it-is-for"
+        page.goto((HTML / "book" / "intro.html").as_uri() + anchor)
+        page.locator("a.edition-switch").click()
+        page.wait_for_url((HTML / "zh" / "book" / "intro.html").as_uri() + anchor)
+        assert page.evaluate("() => document.documentElement.lang") == "zh-CN"
+        heading = page.locator(f"{anchor} h2").inner_text()
+        assert re.search(r"[\u4e00-\u9fff]", heading), (
+            f"untranslated heading {heading!r}"
+        )
+        page.locator("a.edition-switch").click()
+        page.wait_for_url((HTML / "book" / "intro.html").as_uri() + anchor)
+        assert page.evaluate("() => document.documentElement.lang") == "en"
+    finally:
+        page.close()
+
+
+def test_chinese_search_finds_chinese_words(browser, server):
+    """Sphinx indexes Chinese with jieba; without it no Chinese word is in the index."""
+    if not (HTML / "zh" / "search.html").is_file():
+        pytest.skip("the Chinese edition is not built (run `make book`)")
+    page = browser.new_page()
+    try:
+        # 卷积层: a word of locale/zh_CN/jieba-words.txt, not of jieba's own dictionary.
+        for query in ("卷积", "卷积层", "反向传播"):
+            page.goto(f"{server}/zh/search.html?q={query}")
+            results = page.locator("#search-results ul.search li a")
+            results.first.wait_for(timeout=15_000)
+            hrefs = results.evaluate_all("els => els.map(e => e.getAttribute('href'))")
+            assert any("book/intro.html" in h for h in hrefs), (query, hrefs)
+    finally:
+        page.close()
