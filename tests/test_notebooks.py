@@ -35,6 +35,7 @@ PAGES = [
     "book/winograd",
     "book/benchmarks",
     "book/cuda",
+    "book/references",
 ]
 
 
