@@ -1,5 +1,6 @@
-"""Shared convolution settings for the tests: every setting PyTorch's conv2d supports, small
-enough for the loop reference, and the reference's answers for them (computed once)."""
+"""Shared convolution settings for the tests: every setting PyTorch's conv2d supports,
+small enough for the loop reference, and the reference's answers for them (computed
+once)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,34 @@ CASES = {
     "batch1-1x1": ((1, 3, 4, 5), 2, (1, 1), dict()),
     "1x1-stride2": ((2, 2, 5, 6), 3, (1, 1), dict(stride=2)),
     "stride2-pad1": ((2, 2, 7, 7), 3, (3, 3), dict(stride=2, padding=1)),
-    "stride3-remainder": ((1, 2, 8, 9), 2, (3, 3), dict(stride=3)),  # (8-3)%3 = 2 unused rows, (9-3)%3 = 0
-    "stride-pair-pad-pair": ((2, 2, 7, 8), 2, (3, 2), dict(stride=(2, 1), padding=(1, 2))),
+    "stride3-remainder": (
+        (1, 2, 8, 9),
+        2,
+        (3, 3),
+        dict(stride=3),
+    ),  # (8-3)%3 = 2 unused rows, (9-3)%3 = 0
+    "stride-pair-pad-pair": (
+        (2, 2, 7, 8),
+        2,
+        (3, 2),
+        dict(stride=(2, 1), padding=(1, 2)),
+    ),
     "even-kernel": ((1, 2, 5, 6), 3, (2, 2), dict()),
     "nonsquare-kernel": ((2, 1, 6, 7), 2, (2, 4), dict(padding=(0, 1))),
     "dilation2": ((1, 2, 7, 8), 2, (3, 3), dict(dilation=2)),
-    "dilation-pair-stride": ((2, 2, 9, 8), 2, (2, 3), dict(dilation=(2, 1), stride=2, padding=1)),
+    "dilation-pair-stride": (
+        (2, 2, 9, 8),
+        2,
+        (2, 3),
+        dict(dilation=(2, 1), stride=2, padding=1),
+    ),
     "same-odd": ((1, 2, 5, 6), 2, (3, 3), dict(padding="same")),
-    "same-even": ((2, 2, 5, 4), 3, (2, 4), dict(padding="same")),  # PyTorch pads the extra at bottom/right
+    "same-even": (
+        (2, 2, 5, 4),
+        3,
+        (2, 4),
+        dict(padding="same"),
+    ),  # PyTorch pads the extra at bottom/right
     "same-dilated-even": ((1, 2, 6, 6), 2, (2, 2), dict(padding="same", dilation=3)),
     "valid": ((1, 2, 5, 5), 2, (3, 3), dict(padding="valid")),
     "groups2": ((2, 4, 5, 5), 6, (3, 3), dict(groups=2, padding=1)),
@@ -29,7 +50,12 @@ CASES = {
     "depthwise-multiplier": ((1, 2, 5, 6), 4, (2, 3), dict(groups=2, dilation=2)),
     "pad-larger-than-kernel": ((1, 1, 3, 3), 2, (2, 2), dict(padding=3, stride=2)),
     "kernel-equals-input": ((2, 2, 3, 4), 2, (3, 4), dict()),
-    "everything": ((2, 4, 9, 10), 4, (3, 2), dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2), groups=2)),
+    "everything": (
+        (2, 4, 9, 10),
+        4,
+        (3, 2),
+        dict(stride=(2, 3), padding=(2, 1), dilation=(1, 2), groups=2),
+    ),
 }
 
 
@@ -58,6 +84,7 @@ def reference_all(x, w, b, kw):
 
 @pytest.fixture(scope="session", params=sorted(CASES))
 def case(request):
-    """``(x, w, b, kwargs, y, dout, dx, dw, db)`` for every named case, by the reference."""
+    """``(x, w, b, kwargs, y, dout, dx, dw, db)`` for every named case, by the
+    reference."""
     x, w, b, kw = make_case(request.param)
     return (x, w, b, kw, *reference_all(x, w, b, kw))

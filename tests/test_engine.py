@@ -1,7 +1,8 @@
-"""The batch engine: sample groups and threads, its settings, its rules, and thread safety.
+"""The batch engine: sample groups and threads, its settings, its rules, and thread
+safety.
 
-Small test problems stay below the threading threshold, so the tests that exercise threads
-lower it with ``cb.options(thread_min_work=0)`` and check, through
+Small test problems stay below the threading threshold, so the tests that exercise
+threads lower it with ``cb.options(thread_min_work=0)`` and check, through
 :func:`convbook.engine.last_plan`, that worker threads really ran.
 """
 
@@ -48,7 +49,9 @@ def test_every_batch_split_gives_the_reference(method, threads, gemm_columns, ca
         got = cb.conv2d_forward(x, w, b, method=method, **case)
         plan = engine.last_plan()
         for route in ("col2im", "rot180"):
-            dx = cb.conv2d_grad_input(dout, w, x.shape, method=method, route=route, **case)
+            dx = cb.conv2d_grad_input(
+                dout, w, x.shape, method=method, route=route, **case
+            )
             np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
         dx, dw, _ = cb.conv2d_backward(dout, x, w, method=method, **case)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
@@ -84,7 +87,9 @@ def test_options_are_scoped_validated_and_per_thread():
     with pytest.raises(TypeError, match=r"unknown settings \['thread'\]"):
         with cb.options(thread=1):
             pass
-    with pytest.raises(ValueError, match="threads must be None or a positive int, got 0"):
+    with pytest.raises(
+        ValueError, match="threads must be None or a positive int, got 0"
+    ):
         with cb.options(threads=0):
             pass
     with pytest.raises(ValueError, match="gemm_columns must be a positive int"):
@@ -117,7 +122,10 @@ def test_input_gradient_route_rule():
 
 def test_auto_choice():
     p1 = cb.conv_params(3, padding=1)
-    assert engine.choose("forward", (32, 64, 32, 32), (64, 64, 3, 3), p1) == ("winograd", None)
+    assert engine.choose("forward", (32, 64, 32, 32), (64, 64, 3, 3), p1) == (
+        "winograd",
+        None,
+    )
     assert engine.choose("forward", (16, 3, 64, 64), (32, 3, 3, 3), p1)[0] != "winograd"
     assert engine.choose("grad_input", (8, 128, 28, 28), (128, 128, 3, 3), p1) == (
         "winograd",
@@ -127,7 +135,9 @@ def test_auto_choice():
         engine.choose("backward", (1, 1, 3, 3), (1, 1, 3, 3), p1)
 
 
-@pytest.mark.parametrize("method", ["reference", "tutorial", *BATCHED, "winograd", "auto"])
+@pytest.mark.parametrize(
+    "method", ["reference", "tutorial", *BATCHED, "winograd", "auto"]
+)
 def test_a_batch_of_no_samples(method):
     x = np.zeros((0, 4, 6, 6))
     w = np.ones((5, 4, 3, 3))
@@ -138,7 +148,7 @@ def test_a_batch_of_no_samples(method):
     assert not dw.any() and not db.any()
 
 
-# ------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Thread safety: what a sequential call returns, and the BLAS left as it was
 
 
@@ -159,8 +169,12 @@ def test_concurrent_calls_return_what_sequential_calls_return():
         lambda: cb.conv2d_forward(x, w, padding=1, method="wide"),
         lambda: cb.conv2d_forward(x, w, padding=1, method="winograd"),
         lambda: cb.conv2d_forward(x2, w2, stride=2, method="auto"),
-        lambda: cb.conv2d_backward(np.ones((8, 32, 32, 32), np.float32), x, w, padding=1),
-        lambda: cb.conv2d_forward(x[:1], w[:4], padding=1),  # small: the BLAS's own threads
+        lambda: cb.conv2d_backward(
+            np.ones((8, 32, 32, 32), np.float32), x, w, padding=1
+        ),
+        lambda: cb.conv2d_forward(
+            x[:1], w[:4], padding=1
+        ),  # small: the BLAS's own threads
     ]
     before = _blas_threads()
     sequential = [job() for job in jobs]
@@ -168,8 +182,11 @@ def test_concurrent_calls_return_what_sequential_calls_return():
         results = list(pool.map(lambda k: jobs[k % len(jobs)](), range(48)))
     for k, got in enumerate(results):
         want = sequential[k % len(jobs)]
-        for g, s in zip(got if isinstance(got, tuple) else [got],
-                        want if isinstance(want, tuple) else [want], strict=True):
+        for g, s in zip(
+            got if isinstance(got, tuple) else [got],
+            want if isinstance(want, tuple) else [want],
+            strict=True,
+        ):
             np.testing.assert_array_equal(g, s)
     assert _blas_threads() == before
 

@@ -1,4 +1,5 @@
-"""convbook.gpu: the array-module-generic im2col + GEMM, checked on NumPy here and on CuPy where a GPU exists."""
+"""convbook.gpu: the array-module-generic im2col + GEMM, checked on NumPy here and on
+CuPy where a GPU exists."""
 
 import numpy as np
 import pytest
@@ -21,7 +22,9 @@ def test_numpy_module_matches_reference(case):
     w = rng.standard_normal((6, 4 // case.get("groups", 1), 3, 2))
     b = rng.standard_normal(6)
     got = gpu.conv2d_forward_xp(x, w, b, **case)
-    np.testing.assert_allclose(got, conv2d_forward(x, w, b, **case, method="reference"), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        got, conv2d_forward(x, w, b, **case, method="reference"), rtol=1e-12, atol=1e-12
+    )
     assert got.flags.c_contiguous
 
 
@@ -31,7 +34,9 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="float"):
         gpu.conv2d_forward_xp(np.zeros((1, 1, 5, 5), int), np.zeros((1, 1, 3, 3)))
     with pytest.raises(ValueError, match="b of shape"):
-        gpu.conv2d_forward_xp(np.zeros((1, 1, 5, 5)), np.zeros((2, 1, 3, 3)), np.zeros(3))
+        gpu.conv2d_forward_xp(
+            np.zeros((1, 1, 5, 5)), np.zeros((2, 1, 3, 3)), np.zeros(3)
+        )
 
 
 def test_array_module_is_numpy_for_numpy():
@@ -48,5 +53,7 @@ def test_cupy_matches_numpy():  # pragma: no cover - runs on a GPU machine only
     w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
     got = gpu.conv2d_forward_xp(cupy.asarray(x), cupy.asarray(w), padding=1)
     assert gpu.array_module(got) is cupy
-    want = conv2d_forward(x.astype(np.float64), w.astype(np.float64), padding=1, method="reference")
+    want = conv2d_forward(
+        x.astype(np.float64), w.astype(np.float64), padding=1, method="reference"
+    )
     np.testing.assert_allclose(cupy.asnumpy(got), want, rtol=1e-4, atol=1e-4)

@@ -1,4 +1,5 @@
-"""Every method and route against the loop reference, finite differences, the golden case, dtypes and aliasing."""
+"""Every method and route against the loop reference, finite differences, the golden
+case, dtypes and aliasing."""
 
 from __future__ import annotations
 
@@ -15,11 +16,19 @@ def test_golden_hand_computed():
     x = np.arange(9.0).reshape(1, 1, 3, 3)
     w = np.arange(4.0).reshape(1, 1, 2, 2)
     want = np.array([[19.0, 25.0], [37.0, 43.0]])
-    for method in ["reference", *FAST]:  # (Winograd: 3x3 kernels only, test_winograd.py)
-        np.testing.assert_array_equal(cb.conv2d_forward(x, w, method=method)[0, 0], want)
-    # by hand: dw[p, q] = sum of the window entries that w[p, q] multiplies, with dout = 1
+    for method in [
+        "reference",
+        *FAST,
+    ]:  # (Winograd: 3x3 kernels only, test_winograd.py)
+        np.testing.assert_array_equal(
+            cb.conv2d_forward(x, w, method=method)[0, 0], want
+        )
+    # by hand: dw[p, q] = sum of the window entries that w[p, q] multiplies, with dout =
+    # 1
     dx, dw, db = cb.conv2d_backward(np.ones((1, 1, 2, 2)), x, w)
-    np.testing.assert_array_equal(dw[0, 0], [[0 + 1 + 3 + 4, 1 + 2 + 4 + 5], [3 + 4 + 6 + 7, 4 + 5 + 7 + 8]])
+    np.testing.assert_array_equal(
+        dw[0, 0], [[0 + 1 + 3 + 4, 1 + 2 + 4 + 5], [3 + 4 + 6 + 7, 4 + 5 + 7 + 8]]
+    )
     np.testing.assert_array_equal(db, [4.0])
     np.testing.assert_array_equal(dx[0, 0], [[0, 1, 1], [2, 6, 4], [2, 5, 3]])
 
@@ -27,9 +36,15 @@ def test_golden_hand_computed():
 @pytest.mark.parametrize("method", FAST)
 def test_forward_matches_reference(case, method):
     x, w, b, kw, y, *_ = case
-    np.testing.assert_allclose(cb.conv2d_forward(x, w, b, method=method, **kw), y, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(cb.conv2d_forward(x, w, None, method=method, **kw),
-                               y - b.reshape(1, -1, 1, 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        cb.conv2d_forward(x, w, b, method=method, **kw), y, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        cb.conv2d_forward(x, w, None, method=method, **kw),
+        y - b.reshape(1, -1, 1, 1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("method", FAST)
@@ -43,8 +58,12 @@ def test_grad_input_matches_reference(case, method, route):
 @pytest.mark.parametrize("method", FAST)
 def test_grad_weight_and_bias_match_reference(case, method):
     x, w, b, kw, y, dout, dx, dw, db = case
-    np.testing.assert_allclose(cb.conv2d_grad_weight(dout, x, w.shape, method=method, **kw), dw,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        cb.conv2d_grad_weight(dout, x, w.shape, method=method, **kw),
+        dw,
+        rtol=1e-12,
+        atol=1e-12,
+    )
     np.testing.assert_allclose(cb.conv2d_grad_bias(dout), db, rtol=1e-12, atol=1e-12)
 
 
@@ -56,10 +75,21 @@ def test_backward_bundles_the_three_gradients(case, method):
         np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["plain-3x3", "stride3-remainder", "same-even", "dilation-pair-stride",
-                                  "depthwise", "everything", "pad-larger-than-kernel"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "plain-3x3",
+        "stride3-remainder",
+        "same-even",
+        "dilation-pair-stride",
+        "depthwise",
+        "everything",
+        "pad-larger-than-kernel",
+    ],
+)
 def test_gradients_match_finite_differences(name):
-    """The analytic gradients of the reference (and so of every method) against float64 central differences."""
+    """The analytic gradients of the reference (and so of every method) against float64
+    central differences."""
     x, w, b, kw = make_case(name, seed=3)
     y = cb.conv2d_forward(x, w, b, **kw)
     dout = random_like(y.shape, seed=4)
@@ -67,8 +97,8 @@ def test_gradients_match_finite_differences(name):
     num_dx = cb.numeric_vjp(lambda v: cb.conv2d_forward(v, w, b, **kw), x, dout)
     num_dw = cb.numeric_vjp(lambda v: cb.conv2d_forward(x, v, b, **kw), w, dout)
     num_db = cb.numeric_vjp(lambda v: cb.conv2d_forward(x, w, v, **kw), b, dout)
-    # conv is linear in each argument, so central differences have no truncation error: what is left is float64
-    # rounding, about eps * |out| / h ~ 1e-9 absolute
+    # conv is linear in each argument, so central differences have no truncation error:
+    # what is left is float64 rounding, about eps * |out| / h ~ 1e-9 absolute
     for got, num in ((dx, num_dx), (dw, num_dw), (db, num_db)):
         np.testing.assert_allclose(got, num, rtol=1e-6, atol=1e-8)
         assert cb.rel_error(got, num) < 1e-8
@@ -85,9 +115,12 @@ def test_unreached_border_gets_zero_gradient():
         assert np.all(np.abs(dx[:, :, :-2, :]).sum(axis=(0, 1, 3)) > 0)
 
 
-@pytest.mark.parametrize("name", ["plain-3x3", "stride2-pad1", "everything", "same-even"])
+@pytest.mark.parametrize(
+    "name", ["plain-3x3", "stride2-pad1", "everything", "same-even"]
+)
 def test_convolution_adjoint_identity(name):
-    """<conv(x), dy> == <x, dx(dy)>: the input gradient is the transpose of the (bias-free) convolution."""
+    """<conv(x), dy> == <x, dx(dy)>: the input gradient is the transpose of the
+    (bias-free) convolution."""
     x, w, _, kw = make_case(name)
     y = cb.conv2d_forward(x, w, **kw)
     dy = random_like(y.shape, seed=5)
@@ -104,14 +137,18 @@ def test_dtype_in_is_dtype_out(dtype, method):
     assert y.dtype == dtype
     grads = cb.conv2d_backward(np.ones_like(y), x, w, method=method, **kw)
     assert [g.dtype for g in grads] == [dtype] * 3
-    want = cb.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw)
+    want = cb.conv2d_forward(
+        x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), **kw
+    )
     tol = {np.float16: 5e-2, np.float32: 1e-5, np.float64: 1e-12}[dtype]
     np.testing.assert_allclose(y, want, rtol=tol, atol=tol * 10)
 
 
 def test_mixed_dtypes_promote_as_numpy_does():
     x, w, b, kw = make_case("plain-3x3")
-    y = cb.conv2d_forward(x.astype(np.float32), w.astype(np.float64), b.astype(np.float16))
+    y = cb.conv2d_forward(
+        x.astype(np.float32), w.astype(np.float64), b.astype(np.float16)
+    )
     assert y.dtype == np.float64
     y = cb.conv2d_forward(x.astype(np.float16), w.astype(np.float32))
     assert y.dtype == np.float32
@@ -129,7 +166,8 @@ def test_inputs_are_never_modified_and_results_own_their_memory(method):
     for a, s in zip((x, w, b, dout), saved, strict=True):
         np.testing.assert_array_equal(a, s)
     for r in (y, *grads, dx2):
-        # a fresh, contiguous array: never a view into an input, never an overlapping (as_strided) view
+        # a fresh, contiguous array: never a view into an input, never an overlapping
+        # (as_strided) view
         assert r.flags.writeable and r.flags.c_contiguous
         for a in (x, w, b, dout):
             assert not np.shares_memory(r, a)
@@ -140,10 +178,12 @@ def test_rot180_and_the_tutorials_two_rotations_agree():
     weights = rng.standard_normal((3, 3, 2, 4))  # the seed's (k, k, C_in, C_out)
     one, two = cb.rot180_tutorial(weights, 1), cb.rot180_tutorial(weights, 2)
     np.testing.assert_array_equal(one, two)
-    # the same as convbook's rot180 on (F, C, KH, KW) with channels swapped: (k, k, C_out, C_in) is, in
-    # convbook's layout, a kernel with C_in outputs and C_out inputs
+    # the same as convbook's rot180 on (F, C, KH, KW) with channels swapped: (k, k,
+    # C_out, C_in) is, in convbook's layout, a kernel with C_in outputs and C_out inputs
     w = weights.transpose(3, 2, 0, 1)  # (C_out, C_in, k, k) = (F, C, KH, KW)
-    np.testing.assert_array_equal(one.transpose(3, 2, 0, 1), cb.rot180(w.swapaxes(0, 1)))
+    np.testing.assert_array_equal(
+        one.transpose(3, 2, 0, 1), cb.rot180(w.swapaxes(0, 1))
+    )
     with pytest.raises(ValueError, match="way must be 1 or 2"):
         cb.rot180_tutorial(weights, 3)
 

@@ -1,4 +1,5 @@
-"""Random shapes and settings (hypothesis): the fast methods, both input-gradient routes and the reference agree."""
+"""Random shapes and settings (hypothesis): the fast methods, both input-gradient routes
+and the reference agree."""
 
 from __future__ import annotations
 
@@ -38,16 +39,26 @@ def conv_settings(draw):
 def test_every_method_and_route_agrees_with_the_reference(setting):
     x_shape, w_shape, kw, seed = setting
     rng = np.random.default_rng(seed)
-    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    x, w, b = (
+        rng.standard_normal(x_shape),
+        rng.standard_normal(w_shape),
+        rng.standard_normal(w_shape[0]),
+    )
     y = cb.conv2d_forward(x, w, b, method="reference", **kw)
     dout = rng.standard_normal(y.shape)
     dx, dw, db = cb.conv2d_backward(dout, x, w, method="reference", **kw)
     for method in ("tutorial", "strided", "wide", "auto"):
-        np.testing.assert_allclose(cb.conv2d_forward(x, w, b, method=method, **kw), y, atol=1e-12)
+        np.testing.assert_allclose(
+            cb.conv2d_forward(x, w, b, method=method, **kw), y, atol=1e-12
+        )
         for route in ("col2im", "rot180"):
-            got = cb.conv2d_grad_input(dout, w, x_shape, method=method, route=route, **kw)
+            got = cb.conv2d_grad_input(
+                dout, w, x_shape, method=method, route=route, **kw
+            )
             np.testing.assert_allclose(got, dx, atol=1e-12)
-        np.testing.assert_allclose(cb.conv2d_grad_weight(dout, x, w_shape, method=method, **kw), dw, atol=1e-12)
+        np.testing.assert_allclose(
+            cb.conv2d_grad_weight(dout, x, w_shape, method=method, **kw), dw, atol=1e-12
+        )
     np.testing.assert_allclose(cb.conv2d_grad_bias(dout), db, atol=1e-12)
 
 
@@ -60,4 +71,8 @@ def test_im2col_col2im_adjoint(setting):
     x = rng.standard_normal(x_shape)
     cols = cb.im2col(x, w_shape[2:], **kw)
     c = rng.standard_normal(cols.shape)
-    assert np.isclose(np.vdot(cols, c), np.vdot(x, cb.col2im(c, x_shape, w_shape[2:], **kw)), rtol=1e-11)
+    assert np.isclose(
+        np.vdot(cols, c),
+        np.vdot(x, cb.col2im(c, x_shape, w_shape[2:], **kw)),
+        rtol=1e-11,
+    )

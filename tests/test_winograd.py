@@ -1,4 +1,5 @@
-"""Winograd F(m x m, 3 x 3): exact transforms vs the published ones, and the convolution vs the loop reference."""
+"""Winograd F(m x m, 3 x 3): exact transforms vs the published ones, and the convolution
+vs the loop reference."""
 
 from fractions import Fraction
 
@@ -18,15 +19,26 @@ from convbook.winograd import (
 
 F = Fraction
 
-# Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks", section 4.1 (F(2,3)) and 4.2 (F(4,3)).
+# Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural Networks", section 4.1
+# (F(2,3)) and 4.2 (F(4,3)).
 PUBLISHED = {
     2: (
         [[1, 1, 1, 0], [0, 1, -1, -1]],
-        [[1, 0, 0], [F(1, 2), F(1, 2), F(1, 2)], [F(1, 2), F(-1, 2), F(1, 2)], [0, 0, 1]],
+        [
+            [1, 0, 0],
+            [F(1, 2), F(1, 2), F(1, 2)],
+            [F(1, 2), F(-1, 2), F(1, 2)],
+            [0, 0, 1],
+        ],
         [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]],
     ),
     4: (
-        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+        [
+            [1, 1, 1, 1, 1, 0],
+            [0, 1, -1, 2, -2, 0],
+            [0, 1, 1, 4, 4, 0],
+            [0, 1, -1, 8, -8, 1],
+        ],
         [
             [F(1, 4), 0, 0],
             [F(-1, 6), F(-1, 6), F(-1, 6)],
@@ -46,9 +58,10 @@ PUBLISHED = {
     ),
 }
 
-# F(6,3) is not printed in the paper; these are the values of Lavin's wincnn (points 0, +-1, +-2, +-1/2), whose
-# convention gives the infinity row of BT as the coefficients of prod (x - a_i). We normalise that row to a
-# positive first entry (the published F(2,3)'s convention), which flips BT's last row and AT's last column.
+# F(6,3) is not printed in the paper; these are the values of Lavin's wincnn (points 0,
+# +-1, +-2, +-1/2), whose convention gives the infinity row of BT as the coefficients of
+# prod (x - a_i). We normalise that row to a positive first entry (the published
+# F(2,3)'s convention), which flips BT's last row and AT's last column.
 WINCNN_F6 = (
     [
         [1, 1, 1, 1, 1, 1, 1, 0],
@@ -88,7 +101,9 @@ def test_matrices_equal_the_published_ones(m):
     assert AT == want_AT
     assert G == want_G
     assert BT == want_BT
-    assert all(isinstance(v, Fraction) for mat in (AT, G, BT) for row in mat for v in row)
+    assert all(
+        isinstance(v, Fraction) for mat in (AT, G, BT) for row in mat for v in row
+    )
 
 
 def test_f6_equals_wincnn_up_to_the_infinity_sign():
@@ -108,7 +123,7 @@ def _exact_correlation(d, g, m):
 def _apply(AT, G, BT, d, g):
     u = [sum(gr[k] * g[k] for k in range(len(g))) for gr in G]
     v = [sum(br[k] * d[k] for k in range(len(d))) for br in BT]
-    mprod = [a * b for a, b in zip(u, v)]
+    mprod = [a * b for a, b in zip(u, v, strict=True)]
     return [sum(ar[k] * mprod[k] for k in range(len(mprod))) for ar in AT]
 
 
@@ -119,10 +134,13 @@ def _apply(AT, G, BT, d, g):
     data=st.data(),
 )
 def test_defining_property_exact_correlation(m, r, data):
-    """y = AT[(G g) * (BT d)] is the exact 1-D correlation, for random rationals and random distinct points."""
+    """y = AT[(G g) * (BT d)] is the exact 1-D correlation, for random rationals and
+    random distinct points."""
     alpha = m + r - 1
     fr = st.fractions(min_value=-5, max_value=5, max_denominator=7)
-    points = data.draw(st.lists(fr, min_size=alpha - 1, max_size=alpha - 1, unique=True))
+    points = data.draw(
+        st.lists(fr, min_size=alpha - 1, max_size=alpha - 1, unique=True)
+    )
     d = data.draw(st.lists(fr, min_size=alpha, max_size=alpha))
     g = data.draw(st.lists(fr, min_size=r, max_size=r))
     AT, G, BT = winograd_matrices(m, r, points=points)
@@ -132,7 +150,12 @@ def test_defining_property_exact_correlation(m, r, data):
 @pytest.mark.parametrize("m", [2, 3, 4, 5, 6])
 def test_default_points_exact(m):
     rng = np.random.default_rng(m)
-    d = [F(int(v), int(q)) for v, q in zip(rng.integers(-9, 10, m + 2), rng.integers(1, 9, m + 2))]
+    d = [
+        F(int(v), int(q))
+        for v, q in zip(
+            rng.integers(-9, 10, m + 2), rng.integers(1, 9, m + 2), strict=True
+        )
+    ]
     g = [F(int(v), 3) for v in rng.integers(-9, 10, 3)]
     assert _apply(*winograd_matrices(m), d, g) == _exact_correlation(d, g, m)
 
@@ -140,9 +163,11 @@ def test_default_points_exact(m):
 def test_float_matrices_match_exact_ones():
     for m in (2, 4, 6):
         exact = winograd_matrices(m)
-        for got, want in zip(transform_matrices(m), exact):
+        for got, want in zip(transform_matrices(m), exact, strict=True):
             assert got.dtype == np.float64
-            np.testing.assert_array_equal(got, np.array([[float(v) for v in row] for row in want]))
+            np.testing.assert_array_equal(
+                got, np.array([[float(v) for v in row] for row in want])
+            )
         assert transform_matrices(m, dtype=np.float32)[0].dtype == np.float32
 
 
@@ -152,14 +177,17 @@ def test_multiplication_counts():
     assert winograd_multiplications(6) == (324, 64)
 
 
-@pytest.mark.parametrize("bad", [dict(m=0), dict(m=2, r=0), dict(m=2.0), dict(m=2, points=(0, 1, 1))])
+@pytest.mark.parametrize(
+    "bad", [dict(m=0), dict(m=2, r=0), dict(m=2.0), dict(m=2, points=(0, 1, 1))]
+)
 def test_bad_matrix_arguments(bad):
     with pytest.raises(ValueError):
         winograd_matrices(**bad)
 
 
-# Relative tolerances (max |diff| / max |reference|) in float64. Measured worst case over random layers with up to
-# 64 channels: F(2,3) ~1e-15, F(4,3) ~1e-14, F(6,3) ~1.2e-14; the tests leave ~100x headroom.
+# Relative tolerances (max |diff| / max |reference|) in float64. Measured worst case
+# over random layers with up to 64 channels: F(2,3) ~1e-15, F(4,3) ~1e-14, F(6,3)
+# ~1.2e-14; the tests leave ~100x headroom.
 RTOL64 = {2: 1e-13, 4: 1e-12, 6: 1e-12}
 
 
@@ -168,7 +196,9 @@ def _rel(got, want):
 
 
 @pytest.mark.parametrize("m", [2, 4, 6])
-@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 1, 3, 3), (3, 2, 4, 17), (1, 5, 8, 8), (2, 4, 13, 6)])
+@pytest.mark.parametrize(
+    "shape", [(2, 3, 9, 11), (1, 1, 3, 3), (3, 2, 4, 17), (1, 5, 8, 8), (2, 4, 13, 6)]
+)
 def test_winograd_conv2d_matches_reference(m, shape):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape)
@@ -237,7 +267,10 @@ def test_default_tile_is_4():
     np.testing.assert_array_equal(a, b)
     dout = rng.standard_normal(a.shape)
     dx = conv2d_grad_input(dout, w, x.shape, padding=1, method="winograd")
-    assert _rel(dx, conv2d_backward(dout, x, w, padding=1, method="reference")[0]) < RTOL64[4]
+    assert (
+        _rel(dx, conv2d_backward(dout, x, w, padding=1, method="reference")[0])
+        < RTOL64[4]
+    )
 
 
 @pytest.mark.parametrize(
@@ -257,7 +290,9 @@ def test_unsupported_shapes_raise(kw, match):
     with pytest.raises(ValueError, match=match):
         conv2d_forward(x, w, method="winograd", **kw)
     with pytest.raises(ValueError, match=match):
-        conv2d_backward(np.zeros(conv2d_forward(x, w, **kw).shape), x, w, method="winograd", **kw)
+        conv2d_backward(
+            np.zeros(conv2d_forward(x, w, **kw).shape), x, w, method="winograd", **kw
+        )
 
 
 @pytest.mark.parametrize("m", [3, 8, 0])
@@ -280,8 +315,9 @@ def test_winograd_conv2d_bad_shapes():
 @pytest.mark.parametrize("padding", [3, (4, 0), (0, 5)])
 @pytest.mark.parametrize("threads", [False, True])
 def test_chunks_threads_and_wide_padding_vs_reference(padding, threads):
-    """Per-chunk padding (including padding past the kernel, where the input gradient crops dout), chunks of one
-    sample, an odd batch split over threads: still the loop reference."""
+    """Per-chunk padding (including padding past the kernel, where the input gradient
+    crops dout), chunks of one sample, an odd batch split over threads: still the loop
+    reference."""
     knobs = dict(winograd_chunk_bytes=1, thread_min_work=0 if threads else float("inf"))
     with cb.options(threads=2, **knobs):  # one sample per chunk
         _chunks_threads_and_wide_padding(padding, threads)

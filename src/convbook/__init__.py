@@ -1,10 +1,10 @@
-"""convbook: a convolution layer's forward and backward passes, derived, drawn and verified.
+"""convbook: a convolution layer's forward and backward passes, derived and verified.
 
-Semantics are PyTorch's ``torch.nn.functional.conv2d`` (cross-correlation), layout NCHW, weight
-``(F, C // groups, KH, KW)``.
+Semantics are PyTorch's ``torch.nn.functional.conv2d`` (cross-correlation), layout NCHW,
+weight ``(F, C // groups, KH, KW)``.
 """
 
-from .kernels import dilate, rot180, rot180_tutorial, swap_in_out
+from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .conv import (
     METHODS,
     ROUTES,
@@ -14,18 +14,19 @@ from .conv import (
     conv2d_grad_input,
     conv2d_grad_weight,
 )
-from .gradcheck import compare, numeric_vjp, rel_error
-from .layers import Conv2D
-from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .engine import options
+from .gradcheck import compare, numeric_vjp, rel_error
+from .kernels import dilate, rot180, rot180_tutorial, swap_in_out
+from .layers import Conv2D
 from .methods.strided import full_conv_border, full_conv_operands
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
 from .source import show_source
 
 __version__ = "0.1.0"
 
-# Submodules with heavier or optional dependencies (matplotlib, ipywidgets) load on first use: `cb.plotting`,
-# `cb.widgets`, ...; `import convbook` itself needs NumPy only.
+# Submodules with heavier or optional dependencies (matplotlib, ipywidgets) load on
+# first use: `cb.plotting`, `cb.widgets`, ...; `import convbook` itself needs NumPy
+# only.
 _LAZY = ("bench", "bugs", "gpu", "plotting", "widgets", "winograd")
 
 

@@ -1,7 +1,7 @@
 """The column matrix (im2col) and its adjoint (col2im).
 
-Every row of the column matrix is one window of the (padded) input, flattened. Three ways
-to build it:
+Every row of the column matrix is one window of the (padded) input, flattened. Three
+ways to build it:
 
 * :func:`im2col_tutorial` is the source tutorial's loop, verbatim (NHWC, no padding, no
   dilation);
@@ -10,11 +10,11 @@ to build it:
 * :func:`im2col` copies the whole matrix out of a strided view of the windows
   (:func:`window_view`), with no Python loop over windows.
 
-:func:`col2im` is the adjoint: it sends each column entry back to the input pixel it came
-from, and where windows overlap the contributions **add**.
+:func:`col2im` is the adjoint: it sends each column entry back to the input pixel it
+came from, and where windows overlap the contributions **add**.
 
-:func:`windows` and :func:`add_windows` are the two halves for callers that have validated
-their arguments already (the methods in :mod:`convbook.methods`): they take a
+:func:`windows` and :func:`add_windows` are the two halves for callers that have
+validated their arguments already (the methods in :mod:`convbook.methods`): they take a
 :class:`~convbook.shapes.ConvParams`.
 """
 
@@ -46,10 +46,10 @@ __all__ = [
 def im2col_tutorial(image, ksize, stride):
     """The source tutorial's im2col, exactly as it teaches it (its comment translated).
 
-    A very plain implementation: easy to understand, slow enough to make you cry. ``image``
-    is 4-D ``[batchsize, width, height, channel]`` (NHWC); each row is one window flattened
-    over the *whole batch* and the channels, so it is the textbook picture only for batch 1.
-    No padding and no dilation.
+    A very plain implementation: easy to understand, slow enough to make you cry.
+    ``image`` is 4-D ``[batchsize, width, height, channel]`` (NHWC); each row is one
+    window flattened over the *whole batch* and the channels, so it is the textbook
+    picture only for batch 1. No padding and no dilation.
 
     Examples
     --------
@@ -72,7 +72,7 @@ def im2col_tutorial(image, ksize, stride):
 
 
 def pad_input(x, padding):
-    """``x`` with zeros added around its last two axes; ``padding`` is (top, bottom, left, right).
+    """``x`` padded with zeros: ``padding`` is (top, bottom, left, right).
 
     Returns ``x`` itself when there is nothing to add.
 
@@ -115,11 +115,12 @@ def _prepare(x, kernel_size, stride, padding, dilation):
 
 
 def window_view(x, kernel_size, *, stride=1, padding=0, dilation=1):
-    """Every window of the padded input as a read-only strided view, (N, C, OH, OW, KH, KW).
+    """Every window of the padded input, a read-only view: (N, C, OH, OW, KH, KW).
 
-    No data is copied (except the padding, if any): ``view[n, c, i, j]`` is the
-    ``KH x KW`` window of channel ``c`` that output ``(i, j)`` reads. The view is read-only
-    because its windows overlap: writing one pixel would change every window that shares it.
+    No data is copied (except the padding, if any): ``view[n, c, i, j]`` is the ``KH x
+    KW`` window of channel ``c`` that output ``(i, j)`` reads. The view is read-only
+    because its windows overlap: writing one pixel would change every window that shares
+    it.
 
     Examples
     --------
@@ -136,7 +137,7 @@ def window_view(x, kernel_size, *, stride=1, padding=0, dilation=1):
 
 
 def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1):
-    """The column matrix: one row per window, copied out of a strided view, no Python loop.
+    """The column matrix: one row per window, copied out of a strided view, no loop.
 
     Parameters
     ----------
@@ -169,7 +170,7 @@ def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1):
 
 
 def im2col_loop(x, kernel_size, *, stride=1, padding=0, dilation=1):
-    """The tutorial's loop, for NCHW with stride, padding and dilation: one window per row.
+    """The tutorial's loop for NCHW, stride, padding and dilation: a window per row.
 
     Same result as :func:`im2col`; kept as the slow version readers start from.
 
@@ -188,7 +189,9 @@ def im2col_loop(x, kernel_size, *, stride=1, padding=0, dilation=1):
         for i in range(out.oh):
             for j in range(out.ow):
                 r, c = sh * i, sw * j  # the window's top-left pixel
-                window = xp[n, :, r : r + dh * (kh - 1) + 1 : dh, c : c + dw * (kw - 1) + 1 : dw]
+                window = xp[
+                    n, :, r : r + dh * (kh - 1) + 1 : dh, c : c + dw * (kw - 1) + 1 : dw
+                ]
                 rows.append(window.reshape(-1))  # (C*KH*KW,)
     n_rows = x.shape[0] * out.oh * out.ow
     return np.array(rows, dtype=x.dtype).reshape(n_rows, x.shape[1] * kh * kw)
@@ -198,9 +201,9 @@ def add_windows(dcols, x_shape, p: ConvParams, out=None):
     """Add (N, C, KH, KW, OH, OW) window gradients back onto an (N, C, H, W) image.
 
     The unvalidated half of :func:`col2im`. One strided slice-add per kernel offset
-    ``(p, q)``: the KH*KW slices overlap wherever windows overlap, which is why the update
-    must be ``+=``. (``np.add.at`` does the same element by element and is 10-50x slower.)
-    ``out``, if given, receives the result.
+    ``(p, q)``: the KH*KW slices overlap wherever windows overlap, which is why the
+    update must be ``+=``. (``np.add.at`` does the same element by element and is 10-50x
+    slower.) ``out``, if given, receives the result.
     """
     n, c, h, w = x_shape
     _, _, kh, kw, oh, ow = dcols.shape
@@ -221,7 +224,7 @@ def add_windows(dcols, x_shape, p: ConvParams, out=None):
 
 
 def col2im(cols, x_shape, kernel_size, *, stride=1, padding=0, dilation=1):
-    """The adjoint of :func:`im2col`: every column entry is added back to its input pixel.
+    """The adjoint of :func:`im2col`: each column entry is added back to its pixel.
 
     Pixels that several windows share receive the sum of their entries; pixels in the
     padding are dropped; pixels no window reached get zero.

@@ -5,12 +5,14 @@ dtype, and hands the call to a method through one table, :data:`METHODS`. Every 
 computes the same function; ``method`` picks how:
 
 ``"auto"`` (default)
-    The fastest method for the layer and pass, by measured rules (:func:`convbook.engine.choose`).
+    The fastest method for the layer and pass, by measured rules
+    (:func:`convbook.engine.choose`).
 ``"reference"``
-    Plain loops over the definition (:mod:`convbook.methods.reference`). Slow, obviously right.
+    Plain loops over the definition (:mod:`convbook.methods.reference`). Slow, obviously
+    right.
 ``"tutorial"``
-    The source tutorial's route (:mod:`convbook.methods.tutorial`): the column matrix built
-    window by window, then one matrix product, ``Y' = X' . K'``.
+    The source tutorial's route (:mod:`convbook.methods.tutorial`): the column matrix
+    built window by window, then one matrix product, ``Y' = X' . K'``.
 ``"strided"``
     The column matrix copied out of a strided view of the windows, one product per group
     of samples (:mod:`convbook.methods.strided`: the whole layer on one page).
@@ -21,10 +23,10 @@ computes the same function; ``method`` picks how:
     Winograd's minimal filtering F(m x m, 3 x 3) (:mod:`convbook.methods.winograd`); 3x3
     kernels, stride 1, dilation 1, groups 1 only.
 
-The input gradient exists by two routes (``route=``): ``"col2im"`` adds ``dX' = K'^T . dY'``
-back onto the pixels the windows read; ``"rot180"`` is the full convolution of the
-(stride-dilated, padded) output gradient with the kernels turned 180 degrees. They are the
-same linear map; the tests and the chapter on the input gradient show it.
+The input gradient exists by two routes (``route=``): ``"col2im"`` adds ``dX' = K'^T .
+dY'`` back onto the pixels the windows read; ``"rot180"`` is the full convolution of the
+(stride-dilated, padded) output gradient with the kernels turned 180 degrees. They are
+the same linear map; the tests and the chapter on the input gradient show it.
 """
 
 from __future__ import annotations
@@ -127,13 +129,14 @@ def conv2d_forward(
         input block ``g`` only.
     method : {"auto", "reference", "tutorial", "strided", "wide", "winograd"}
     m : int, optional
-        Winograd output tile size (2, 4 or 6; default 4). Only with ``method="winograd"``.
+        Winograd output tile size (2, 4 or 6; default 4). Only with
+        ``method="winograd"``.
 
     Returns
     -------
     out : (N, F, OH, OW) ndarray
-        In the dtype NumPy promotes ``x``, ``w`` (and ``b``) to. A new array; the inputs are
-        not modified.
+        In the dtype NumPy promotes ``x``, ``w`` (and ``b``) to. A new array; the inputs
+        are not modified.
 
     Notes
     -----
@@ -214,9 +217,9 @@ def conv2d_grad_input(
     stride, padding, dilation, groups, method, m : as for :func:`conv2d_forward`
     route : {None, "col2im", "rot180"}
         ``"col2im"``: ``dX' = K'^T . dY'``, then add the columns back (overlaps add).
-        ``"rot180"``: ``conv(pad(dilate(dout, stride)), rot180(w))`` with input and output
-        channels swapped per group. ``None``: the method's choice (``"auto"``: a measured
-        rule, :func:`convbook.engine.input_gradient_route`; ``"tutorial"`` and
+        ``"rot180"``: ``conv(pad(dilate(dout, stride)), rot180(w))`` with input and
+        output channels swapped per group. ``None``: the method's choice (``"auto"``: a
+        measured rule, :func:`convbook.engine.input_gradient_route`; ``"tutorial"`` and
         ``"winograd"``: rot180; ``"strided"``, ``"wide"``: col2im).
 
     Returns
@@ -246,7 +249,9 @@ def conv2d_grad_input(
     dout, p = _grad_params(dout, x_shape, w.shape, stride, padding, dilation, groups)
     dtype = np.result_type(dout, w)
     dout, w = dout.astype(dtype, copy=False), w.astype(dtype, copy=False)
-    impl, kwargs = _dispatch(method, "grad_input", x_shape, w.shape, p, m=m, route=route)
+    impl, kwargs = _dispatch(
+        method, "grad_input", x_shape, w.shape, p, m=m, route=route
+    )
     return impl.grad_input(dout, w, x_shape, p, **kwargs)
 
 
@@ -262,8 +267,8 @@ def conv2d_grad_weight(
     w_shape : (F, C // groups, KH, KW) tuple
     stride, padding, dilation, groups : as for :func:`conv2d_forward`
     method : {"auto", "reference", "tutorial", "strided", "wide", "winograd"}
-        ``"winograd"`` uses the strided or wide-rows product (the weight gradient is not a
-        small-kernel convolution).
+        ``"winograd"`` uses the strided or wide-rows product (the weight gradient is not
+        a small-kernel convolution).
 
     Returns
     -------
@@ -307,8 +312,8 @@ def conv2d_backward(
     dx : (N, C, H, W) ndarray
     dw : (F, C // groups, KH, KW) ndarray
     db : (F,) ndarray
-        Always returned: the bias gradient does not depend on whether the forward pass used
-        a bias.
+        Always returned: the bias gradient does not depend on whether the forward pass
+        used a bias.
 
     Examples
     --------

@@ -1,10 +1,10 @@
-"""The batch engine: sample groups over threads, the BLAS thread limit, the tuning constants.
+"""The batch engine: sample groups over threads, the BLAS limit, the tuning constants.
 
-The fast methods (:mod:`convbook.methods.strided`, :mod:`~convbook.methods.wide`) are pure
-functions of a whole batch. The engine runs them over *groups* of samples, so that the
-column matrix of only a few samples exists at a time, and deals the groups out to threads.
-It also picks, for ``method="auto"``, the method and the input-gradient route for a layer
-(:func:`choose`).
+The fast methods (:mod:`convbook.methods.strided`, :mod:`~convbook.methods.wide`) are
+pure functions of a whole batch. The engine runs them over *groups* of samples, so that
+the column matrix of only a few samples exists at a time, and deals the groups out to
+threads. It also picks, for ``method="auto"``, the method and the input-gradient route
+for a layer (:func:`choose`).
 
 Every knob is set through :func:`options`, a context manager, never by assigning module
 globals::
@@ -15,9 +15,10 @@ globals::
 Thread safety: the settings live in a :class:`contextvars.ContextVar`, so one thread's
 ``options`` never reach another; the BLAS thread limit that the worker threads need is
 taken by the first call that needs it and given back by the last one to finish
-(:func:`blas_single_thread`), so overlapping calls from several threads leave the process's
-BLAS as they found it; a call's grouping depends only on its shapes and options, never on
-what else is running, so it returns the same numbers whatever runs beside it.
+(:func:`blas_single_thread`), so overlapping calls from several threads leave the
+process's BLAS as they found it; a call's grouping depends only on its shapes and
+options, never on what else is running, so it returns the same numbers whatever runs
+beside it.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ class Options:
     Attributes
     ----------
     threads : int or None
-        Worker threads for a batch (``None``: the cores this process may use; ``1``: none).
-        While the workers run, the BLAS is held to one thread each, so that the copies,
-        which NumPy runs on one core, are spread over the cores as well as the products.
+        Worker threads for a batch (``None``: the cores this process may use; ``1``:
+        none). While the workers run, the BLAS is held to one thread each, so that the
+        copies, which NumPy runs on one core, are spread over the cores as well as the
+        products.
     thread_min_work : float
         Below this many multiply-adds a call runs on the calling thread alone (the BLAS
         keeps its own threads). Measured on the benchmark's 2-core machine (float32):
@@ -63,8 +65,9 @@ class Options:
         multiply-adds (e.g. forward e 8.5 -> 4.7 ms, training c 8.8 -> 6.7 ms).
     gemm_columns : int
         Columns per matrix product: samples are grouped so that one product has at least
-        this many columns. Small images (8x8 outputs) make one-sample products too thin for
-        the BLAS to run at speed; larger groups hold more of the column matrix at once.
+        this many columns. Small images (8x8 outputs) make one-sample products too thin
+        for the BLAS to run at speed; larger groups hold more of the column matrix at
+        once.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
     winograd_chunk_bytes : int
@@ -82,18 +85,27 @@ class Options:
         if self.threads is not None and (
             not isinstance(self.threads, int) or self.threads < 1
         ):
-            raise ValueError(f"threads must be None or a positive int, got {self.threads!r}")
+            raise ValueError(
+                f"threads must be None or a positive int, got {self.threads!r}"
+            )
         if not isinstance(self.gemm_columns, int) or self.gemm_columns < 1:
-            raise ValueError(f"gemm_columns must be a positive int, got {self.gemm_columns!r}")
-        if not isinstance(self.winograd_chunk_bytes, int) or self.winograd_chunk_bytes < 1:
+            raise ValueError(
+                f"gemm_columns must be a positive int, got {self.gemm_columns!r}"
+            )
+        if (
+            not isinstance(self.winograd_chunk_bytes, int)
+            or self.winograd_chunk_bytes < 1
+        ):
             raise ValueError(
                 "winograd_chunk_bytes must be a positive int, "
                 f"got {self.winograd_chunk_bytes!r}"
             )
 
 
+# Options is frozen: the shared default cannot be changed in place
 _OPTIONS: contextvars.ContextVar[Options] = contextvars.ContextVar(
-    "convbook_options", default=Options()
+    "convbook_options",
+    default=Options(),  # noqa: B039
 )
 
 
@@ -153,7 +165,7 @@ def n_threads(opts: Options | None = None) -> int:
     return max(1, _usable_cores() if opts.threads is None else opts.threads)
 
 
-# ------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The BLAS thread limit, shared by overlapping calls
 
 
@@ -165,9 +177,9 @@ class _BlasLimit:
     thread for good. Here the first call in sets the limit and remembers the BLAS's
     threads; the last call out restores them.
 
-    OpenBLAS is set through its own ``openblas_set_num_threads``: threadpoolctl (3.8) lets
-    only one "controlling" Python thread change OpenBLAS and ignores the others, which
-    would make a limit taken by a second user thread silently do nothing.
+    OpenBLAS is set through its own ``openblas_set_num_threads``: threadpoolctl (3.8)
+    lets only one "controlling" Python thread change OpenBLAS and ignores the others,
+    which would make a limit taken by a second user thread silently do nothing.
     """
 
     def __init__(self):
@@ -213,7 +225,7 @@ class _BlasLimit:
 
 
 def _openblas_setter(path):
-    """OpenBLAS's ``openblas_set_num_threads`` (under any of its builds' symbol names)."""
+    """OpenBLAS's ``openblas_set_num_threads``, under any of its builds' names."""
     import ctypes
 
     try:
@@ -233,11 +245,11 @@ _BLAS = _BlasLimit()
 
 
 def blas_single_thread():
-    """Context manager: the BLAS runs on one thread inside, shared by overlapping calls."""
+    """Context manager: the BLAS on one thread inside, shared by overlapping calls."""
     return _BLAS.hold()
 
 
-# ------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Sample groups over threads
 
 _POOL = None
@@ -250,13 +262,15 @@ def _pool(workers):
 
     with _POOL_LOCK:
         if _POOL is None or _POOL._max_workers < workers:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convbook")
+            _POOL = ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="convbook"
+            )
         return _POOL
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """How the last :func:`over_samples` call in this thread ran: for tests and chapters."""
+    """How this thread's last :func:`over_samples` call ran (for tests and chapters)."""
 
     samples: int
     per_group: int
@@ -268,19 +282,19 @@ _LAST = threading.local()
 
 
 def last_plan() -> Plan | None:
-    """The :class:`Plan` of the last batch this thread ran (``None`` before the first)."""
+    """The :class:`Plan` of this thread's last batch (``None`` before the first)."""
     return getattr(_LAST, "plan", None)
 
 
 def over_samples(n, per, macs, work, opts: Options | None = None):
-    """Call ``work(lo, hi)`` on consecutive sample ranges of ``per`` samples covering ``n``.
+    """Call ``work(lo, hi)`` on consecutive ranges of ``per`` samples covering ``n``.
 
     With more than one usable thread and at least ``thread_min_work`` multiply-adds
-    (``macs``), the ranges are dealt out round-robin to worker threads, the calling thread
-    running the first block itself, while the BLAS runs on one thread. Whatever ``work``
-    returns that is not ``None`` is summed, in an order fixed by ``n``, ``per`` and the
-    options alone (each thread its own ranges in order, then the threads in order), so
-    the sum never depends on timing.
+    (``macs``), the ranges are dealt out round-robin to worker threads, the calling
+    thread running the first block itself, while the BLAS runs on one thread. Whatever
+    ``work`` returns that is not ``None`` is summed, in an order fixed by ``n``, ``per``
+    and the options alone (each thread its own ranges in order, then the threads in
+    order), so the sum never depends on timing.
 
     Returns
     -------
@@ -305,11 +319,13 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
     if threads == 1:
         return run_block(0)
     with blas_single_thread():
-        # The calling thread runs block 0 itself: with a pool's map, one worker could take
-        # every block while the other was still waking up (measured: the whole batch on
-        # one thread in 3 of 5 calls).
+        # The calling thread runs block 0 itself: with a pool's map, one worker could
+        # take every block while the other was still waking up (measured: the whole
+        # batch on one thread in 3 of 5 calls).
         try:
-            futures = [_pool(threads - 1).submit(run_block, k) for k in range(1, threads)]
+            futures = [
+                _pool(threads - 1).submit(run_block, k) for k in range(1, threads)
+            ]
         except RuntimeError:  # no threads on this platform after all: run them here
             futures = None
         parts = [run_block(0)]
@@ -326,7 +342,7 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
 
 
 def samples_per_product(n, columns_per_sample, columns, opts: Options | None = None):
-    """Samples per group: enough for ``columns`` columns per product, one group per thread."""
+    """Samples per group: ``columns`` columns a product, at least a group a thread."""
     opts = opts or current_options()
     per = max(1, -(-columns // max(columns_per_sample, 1)))
     return max(1, min(per, -(-n // n_threads(opts))))
@@ -335,15 +351,16 @@ def samples_per_product(n, columns_per_sample, columns, opts: Options | None = N
 def forward_columns(rows, opts: Options | None = None):
     """Columns per forward product for ``rows`` (``Cg*KH*KW``) rows.
 
-    A product with few rows is memory-bound and its per-call cost weighs more, so short ones
-    get proportionally more columns (measured on benchmark layer b, 27 rows: 1.82 -> 1.58 ms
-    with 8192 columns instead of 512; from 256 rows on, ``gemm_columns`` as it is).
+    A product with few rows is memory-bound and its per-call cost weighs more, so short
+    ones get proportionally more columns (measured on benchmark layer b, 27 rows: 1.82
+    -> 1.58 ms with 8192 columns instead of 512; from 256 rows on, ``gemm_columns`` as
+    it is).
     """
     opts = opts or current_options()
     return opts.gemm_columns * max(1, 256 // max(rows, 1))
 
 
-# ------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Which method for method="auto"
 
 
@@ -351,11 +368,11 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     """Whether wide rows (:mod:`convbook.methods.wide`) run this pass: a measured rule.
 
     Wide rows make the copy into the column matrix cheap but add ``(Wq - OW)/OW`` more
-    columns to the product, whose cost grows with ``F`` (the copy's does not). At stride 1,
-    for the forward pass and the weight gradient, wide rows paid where
-    ``F * (Wq - OW) / OW < 8`` and the junk is at most 1/8 of the columns (3-channel,
-    16-filter and 64-filter 3x3 layers), and lost up to about 10% on a 128-filter layer and
-    a 5x5 unpadded one. At stride > 1 the plain copy reads every S-th number, and wide rows
+    columns to the product, whose cost grows with ``F`` (the copy's does not). At stride
+    1, for the forward pass and the weight gradient, wide rows paid where ``F * (Wq -
+    OW) / OW < 8`` and the junk is at most 1/8 of the columns (3-channel, 16-filter and
+    64-filter 3x3 layers), and lost up to about 10% on a 128-filter layer and a 5x5
+    unpadded one. At stride > 1 the plain copy reads every S-th number, and wide rows
     paid on every measured layer; for the col2im input gradient they also make the KH*KW
     slice-adds contiguous and paid everywhere but on one layer (within 5%).
     """
@@ -375,14 +392,15 @@ def input_gradient_route(x_shape, w_shape, p) -> str:
     """The input gradient's route for ``method="auto"``: ``"rot180"`` or ``"col2im"``.
 
     Both do the same useful multiplications; they differ in what else they do. col2im
-    writes ``C*KH*KW`` column rows per output pixel and adds them back (KH*KW slice-adds);
-    rot180 copies ``F*KH*KW`` window rows of the padded ``dout`` per *input* pixel, and
-    multiplies every zero that the stride inserted and every border pixel that no output
-    reached. So rot180 wins when ``F * H * W <= C * OH * OW``: fewer filters than channels
-    at stride 1 and "same" padding (measured on the benchmark layers and on 1x1-to-wide
-    and wide-to-narrow layers, see the chapter "How fast is it?"); at stride S only when
-    ``F * S * S <= C``; and never for a kernel that covers the whole map (a classifier
-    head: one output per sample, ``H * W`` input pixels).
+    writes ``C*KH*KW`` column rows per output pixel and adds them back (KH*KW
+    slice-adds); rot180 copies ``F*KH*KW`` window rows of the padded ``dout`` per
+    *input* pixel, and multiplies every zero that the stride inserted and every border
+    pixel that no output reached. So rot180 wins when ``F * H * W <= C * OH * OW``:
+    fewer filters than channels at stride 1 and "same" padding (measured on the
+    benchmark layers and on 1x1-to-wide and wide-to-narrow layers, see the chapter "How
+    fast is it?"); at stride S only when ``F * S * S <= C``; and never for a kernel that
+    covers the whole map (a classifier head: one output per sample, ``H * W`` input
+    pixels).
     """
     n, c, h, w = x_shape
     f = w_shape[0]
@@ -441,21 +459,23 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
     if pass_ == "grad_weight":
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), None
-    raise ValueError(f"pass_ must be 'forward', 'grad_input' or 'grad_weight', got {pass_!r}")
+    raise ValueError(
+        f"pass_ must be 'forward', 'grad_input' or 'grad_weight', got {pass_!r}"
+    )
 
 
-# ------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # A method run over sample groups
 
 
 class Batched:
-    """A method whose ``forward``, ``grad_input`` and ``grad_weight`` run over sample groups.
+    """A method whose three functions run over groups of samples.
 
-    ``module`` holds pure functions of a whole batch (with ``out=`` for the first two, and
-    ``columns_per_sample``): the forward pass and the input gradient of a group of samples
-    are those samples' rows of the batch's, and the weight gradient is a sum over samples,
-    so running them group by group changes nothing but the memory held and the threads
-    used.
+    ``module`` holds pure functions of a whole batch (with ``out=`` for the first two,
+    and ``columns_per_sample``): the forward pass and the input gradient of a group of
+    samples are those samples' rows of the batch's, and the weight gradient is a sum
+    over samples, so running them group by group changes nothing but the memory held and
+    the threads used.
     """
 
     def __init__(self, module):

@@ -1,12 +1,14 @@
-"""The im2col + GEMM convolution written once for any NumPy-like array module: NumPy on the CPU, CuPy on a GPU.
+"""An im2col + GEMM convolution for any NumPy-like module: NumPy, or CuPy on a GPU.
 
-CuPy copies NumPy's interface (``as_strided``, ``pad``, ``matmul``), so the strided im2col of the chapter "A
-faster im2col" runs on a GPU unchanged: the window view costs nothing, the copy into the column matrix is one
-GPU kernel, and the product goes to cuBLAS. CuPy is optional: nothing in convbook needs it, and
-:func:`available` says whether a usable GPU is there.
+CuPy copies NumPy's interface (``as_strided``, ``pad``, ``matmul``), so the strided
+im2col of the chapter "A faster im2col" runs on a GPU unchanged: the window view costs
+nothing, the copy into the column matrix is one GPU kernel, and the product goes to
+cuBLAS. CuPy is optional: nothing in convbook needs it, and :func:`available` says
+whether a usable GPU is there.
 
-``python -m convbook.gpu [--json PATH]`` (on a machine with CuPy, a GPU and PyTorch) checks the CuPy results
-against the loop reference and times them against PyTorch's cuDNN convolution on the benchmark's layers.
+``python -m convbook.gpu [--json PATH]`` (on a machine with CuPy, a GPU and PyTorch)
+checks the CuPy results against the loop reference and times them against PyTorch's
+cuDNN convolution on the benchmark's layers.
 
 Notes
 -----
@@ -14,6 +16,8 @@ Explained in the book's chapter "On the GPU" (``book/cuda.ipynb``).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -41,7 +45,7 @@ def available():
 
 
 def array_module(*arrays):
-    """``cupy`` if any argument is a CuPy array, else ``numpy`` (CuPy's ``get_array_module`` without needing CuPy)."""
+    """``cupy`` if any argument is a CuPy array, else ``numpy``."""
     for a in arrays:
         if type(a).__module__.split(".")[0] == "cupy":
             import cupy
@@ -51,11 +55,12 @@ def array_module(*arrays):
 
 
 def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
-    """Convolution forward by im2col + one GEMM, on whichever device ``x`` lives (NumPy or CuPy arrays).
+    """Forward pass by im2col + one GEMM, on the device ``x`` lives on (NumPy or CuPy).
 
-    The whole batch goes into one column matrix ``(C*KH*KW, N*OH*OW)`` and one product (a GPU wants few large
-    kernels; on the CPU :func:`convbook.conv2d_forward` with ``method="strided"`` is the faster choice, since it
-    works sample group by sample group to stay in cache and bound memory).
+    The whole batch goes into one column matrix ``(C*KH*KW, N*OH*OW)`` and one product
+    (a GPU wants few large kernels; on the CPU :func:`convbook.conv2d_forward` with
+    ``method="strided"`` is the faster choice, since it works sample group by sample
+    group to stay in cache and bound memory).
 
     Parameters
     ----------
@@ -79,17 +84,31 @@ def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
     xp = array_module(x, w, b)
     for name, a in (("x", x), ("w", w)):
         if getattr(a, "ndim", None) != 4:
-            raise ValueError(f"expected {name} of 4 dimensions, got shape {getattr(a, 'shape', None)}")
+            raise ValueError(
+                f"expected {name} of 4 dimensions, "
+                f"got shape {getattr(a, 'shape', None)}"
+            )
         if np.dtype(a.dtype).kind != "f":
-            raise TypeError(f"{name} must be a float16/32/64 array, got dtype {a.dtype}; convert it first")
-    if array_module(x) is not array_module(w) or (b is not None and array_module(b) is not array_module(x)):
-        raise TypeError("x, w and b must live on the same device (all NumPy or all CuPy arrays)")
+            raise TypeError(
+                f"{name} must be a float16/32/64 array, got dtype {a.dtype}; "
+                "convert it first"
+            )
+    if array_module(x) is not array_module(w) or (
+        b is not None and array_module(b) is not array_module(x)
+    ):
+        raise TypeError(
+            "x, w and b must live on the same device (all NumPy or all CuPy arrays)"
+        )
     n, c, h, wd = x.shape
     f, cg, kh, kw = w.shape
-    p = conv_params((kh, kw), stride=stride, padding=padding, dilation=dilation, groups=groups)
+    p = conv_params(
+        (kh, kw), stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
     check_channels(x.shape, w.shape, p.groups)
     if b is not None and tuple(b.shape) != (f,):
-        raise ValueError(f"expected b of shape ({f},) to match w's {f} filters, got {tuple(b.shape)}")
+        raise ValueError(
+            f"expected b of shape ({f},) to match w's {f} filters, got {tuple(b.shape)}"
+        )
     shape = p.output_shape((h, wd), (kh, kw))
     oh, ow = shape.oh, shape.ow
     (sh, sw), (dh, dw) = p.stride, p.dilation
@@ -100,21 +119,30 @@ def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
     s0, s1, s2, s3 = xpad.strides
     # (C, KH, KW, N, OH, OW) window view: no copy, read it only
     view = xp.lib.stride_tricks.as_strided(
-        xpad, shape=(c, kh, kw, n, oh, ow), strides=(s1, s2 * dh, s3 * dw, s0, s2 * sh, s3 * sw)
+        xpad,
+        shape=(c, kh, kw, n, oh, ow),
+        strides=(s1, s2 * dh, s3 * dw, s0, s2 * sh, s3 * sw),
     )
-    cols = xp.ascontiguousarray(view, dtype=dtype).reshape(g, cg * kh * kw, n * oh * ow)  # the one copy
-    wmat = w.astype(dtype, copy=False).reshape(g, f // g, cg * kh * kw)  # (G, Fg, Cg*KH*KW)
+    cols = xp.ascontiguousarray(view, dtype=dtype).reshape(
+        g, cg * kh * kw, n * oh * ow
+    )  # the one copy
+    wmat = w.astype(dtype, copy=False).reshape(
+        g, f // g, cg * kh * kw
+    )  # (G, Fg, Cg*KH*KW)
     y = xp.matmul(wmat, cols)  # (G, Fg, N*OH*OW)
-    out = xp.ascontiguousarray(y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3))  # (N, F, OH, OW)
+    out = xp.ascontiguousarray(
+        y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)
+    )  # (N, F, OH, OW)
     if b is not None:
         out += b.astype(dtype, copy=False).reshape(1, f, 1, 1)
     return out
 
 
 def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch with CUDA
-    """Correctness checks (float64, vs the loop reference) and float32 timings vs cuDNN on the layers a-e.
+    """Checks (float64, vs the loop reference) and float32 timings vs cuDNN, layers a-e.
 
-    Returns a JSON-ready dict. TF32 is switched off in PyTorch so that both sides compute in float32.
+    Returns a JSON-ready dict. TF32 is switched off in PyTorch so that both sides
+    compute in float32.
     """
     import platform
     import time
@@ -134,12 +162,19 @@ def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch wi
     }
     rng = np.random.default_rng(0)
     checks = []
-    for case in (dict(padding=1), dict(stride=2, padding=1), dict(dilation=2), dict(groups=2, padding=(1, 0))):
+    for case in (
+        dict(padding=1),
+        dict(stride=2, padding=1),
+        dict(dilation=2),
+        dict(groups=2, padding=(1, 0)),
+    ):
         x = rng.standard_normal((3, 4, 11, 9))
         w = rng.standard_normal((6, 4 // case.get("groups", 1), 3, 3))
         got = cupy.asnumpy(conv2d_forward_xp(cupy.asarray(x), cupy.asarray(w), **case))
         want = conv2d_forward_reference(x, w, **case)
-        checks.append({"case": str(case), "max_abs_diff_f64": float(np.abs(got - want).max())})
+        checks.append(
+            {"case": str(case), "max_abs_diff_f64": float(np.abs(got - want).max())}
+        )
     result["checks"] = checks
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.allow_tf32 = False
@@ -165,8 +200,11 @@ def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch wi
         cx, cw = cupy.asarray(x), cupy.asarray(w)
         tx, tw = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
         kw = dict(stride=sh.stride, padding=sh.padding)
-        t_cp = timed(lambda: conv2d_forward_xp(cx, cw, **kw), cupy.cuda.Device().synchronize)
-        t_th = timed(lambda: F.conv2d(tx, tw, **kw), torch.cuda.synchronize)
+        t_cp = timed(
+            functools.partial(conv2d_forward_xp, cx, cw, **kw),
+            cupy.cuda.Device().synchronize,
+        )
+        t_th = timed(functools.partial(F.conv2d, tx, tw, **kw), torch.cuda.synchronize)
         ours = cupy.asnumpy(conv2d_forward_xp(cx, cw, **kw))
         theirs = F.conv2d(tx, tw, **kw).cpu().numpy()
         rows[name] = {
@@ -174,10 +212,14 @@ def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch wi
             "torch_cudnn_s": t_th,
             "ratio": t_cp / t_th,
             "cupy_tflops": sh.forward_flops / t_cp / 1e12,
-            "max_rel_diff_vs_torch": float(np.abs(ours - theirs).max() / np.abs(theirs).max()),
+            "max_rel_diff_vs_torch": float(
+                np.abs(ours - theirs).max() / np.abs(theirs).max()
+            ),
         }
     result["shapes"] = rows
-    result["note"] = f"float32, TF32 off, medians of {repeat} synchronised runs after 3 warm-ups"
+    result["note"] = (
+        f"float32, TF32 off, medians of {repeat} synchronised runs after 3 warm-ups"
+    )
     return result
 
 
@@ -185,7 +227,9 @@ def main(argv=None):  # pragma: no cover - needs CuPy and a GPU
     import argparse
     import json
 
-    parser = argparse.ArgumentParser(prog="python -m convbook.gpu", description="CuPy im2col + GEMM vs cuDNN")
+    parser = argparse.ArgumentParser(
+        prog="python -m convbook.gpu", description="CuPy im2col + GEMM vs cuDNN"
+    )
     parser.add_argument("--json", default=None, metavar="PATH")
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
-"""Operations on kernels and output gradients: turning a kernel, swapping its channels, dilating.
+"""Kernel operations of the input gradient: turn, swap channels, dilate.
 
-These are the pieces of the input gradient's full-convolution route (the chapter on the input
-gradient): ``dx = conv(pad(dilate(dout, S)), rot180(swap_in_out(w, G)))``.
+These are the pieces of the input gradient's full-convolution route (the chapter on the
+input gradient): ``dx = conv(pad(dilate(dout, S)), rot180(swap_in_out(w, G)))``.
 """
 
 from __future__ import annotations
@@ -34,11 +34,12 @@ def rot180(w):
 
 
 def rot180_tutorial(weights, way=1):
-    """The source tutorial's two ways to rotate a ``(k, k, C_in, C_out)`` kernel and swap its channel axes.
+    """The tutorial's two ways to turn a ``(k, k, C_in, C_out)`` kernel (channels swap).
 
-    ``way=1``: ``np.flipud(np.fliplr(weights)).swapaxes(2, 3)``.
-    ``way=2``: flatten the two spatial axes, reverse them, swap the channels. Reversing the ``k*k`` flattened
-    positions is the same as flipping both axes, so the two ways agree; both give ``(k, k, C_out, C_in)``.
+    ``way=1``: ``np.flipud(np.fliplr(weights)).swapaxes(2, 3)``. ``way=2``: flatten the
+    two spatial axes, reverse them, swap the channels. Reversing the ``k*k`` flattened
+    positions is the same as flipping both axes, so the two ways agree; both give ``(k,
+    k, C_out, C_in)``.
 
     Examples
     --------
@@ -48,7 +49,9 @@ def rot180_tutorial(weights, way=1):
     """
     weights = np.asarray(weights)
     if weights.ndim != 4 or weights.shape[0] != weights.shape[1]:
-        raise ValueError(f"expected weights of shape (k, k, C_in, C_out), got {weights.shape}")
+        raise ValueError(
+            f"expected weights of shape (k, k, C_in, C_out), got {weights.shape}"
+        )
     k, _, c_in, c_out = weights.shape
     if way == 1:
         flip_weights = np.flipud(np.fliplr(weights))
@@ -66,8 +69,8 @@ def rot180_tutorial(weights, way=1):
 def dilate(dout, stride):
     """Insert ``stride - 1`` zeros between neighbouring rows and columns of ``dout``.
 
-    A strided convolution is a stride-1 convolution with the outputs in between thrown away; their gradient is
-    zero, and these zeros put it back.
+    A strided convolution is a stride-1 convolution with the outputs in between thrown
+    away; their gradient is zero, and these zeros put it back.
 
     Parameters
     ----------
@@ -87,7 +90,9 @@ def dilate(dout, stride):
     """
     dout = np.asarray(dout)
     if dout.ndim != 4:
-        raise ValueError(f"expected dout of 4 dimensions (N, F, OH, OW), got shape {dout.shape}")
+        raise ValueError(
+            f"expected dout of 4 dimensions (N, F, OH, OW), got shape {dout.shape}"
+        )
     sh, sw = conv_params(1, stride=stride).stride
     n, f, oh, ow = dout.shape
     out = np.zeros((n, f, sh * (oh - 1) + 1, sw * (ow - 1) + 1), dtype=dout.dtype)
@@ -96,12 +101,12 @@ def dilate(dout, stride):
 
 
 def swap_in_out(w, groups=1):
-    """Swap each group's input and output channels: ``(F, C // G, KH, KW) -> (C, F // G, KH, KW)``.
+    """Swap each group's channels: ``(F, C // G, KH, KW) -> (C, F // G, KH, KW)``.
 
     For ``groups == 1`` this is ``w.transpose(1, 0, 2, 3)``. With groups, filter block
-    ``g`` (rows ``g*F/G ... (g+1)*F/G - 1``) is transposed on its own, and the blocks are
-    stacked again in group order, so that block ``g`` of the result still belongs to group
-    ``g``.
+    ``g`` (rows ``g*F/G ... (g+1)*F/G - 1``) is transposed on its own, and the blocks
+    are stacked again in group order, so that block ``g`` of the result still belongs to
+    group ``g``.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
-"""Output-size arithmetic, normalising stride/padding/dilation, and all input validation.
+"""Output sizes, normalised stride/padding/dilation, and all input validation.
 
-Every public function of convbook validates its arguments here, so the error messages are
-the same everywhere and name the argument and the shapes, in PyTorch's manner.
+Every public function of convbook validates its arguments here, so the error messages
+are the same everywhere and name the argument and the shapes, in PyTorch's manner.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ __all__ = [
 class OutputShape(NamedTuple):
     """Output height and width, and the input rows/columns the windows never reach.
 
-    ``unused_h`` counts the rows at the bottom of the *padded* input that lie past the last
-    window (the floor in the size formula throws them away); ``unused_w`` the columns at
-    the right.
+    ``unused_h`` counts the rows at the bottom of the *padded* input that lie past the
+    last window (the floor in the size formula throws them away); ``unused_w`` the
+    columns at the right.
     """
 
     oh: int
@@ -49,8 +49,9 @@ class ConvParams:
     stride, dilation : (int, int)
         Per axis (h, w).
     padding : (int, int, int, int)
-        (top, bottom, left, right). Symmetric except for ``padding="same"`` when the total
-        padding ``D*(K-1)`` is odd: PyTorch puts the extra row/column at the bottom/right.
+        (top, bottom, left, right). Symmetric except for ``padding="same"`` when the
+        total padding ``D*(K-1)`` is odd: PyTorch puts the extra row/column at the
+        bottom/right.
     groups : int
     """
 
@@ -107,7 +108,8 @@ def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
         pair = (int(value[0]), int(value[1]))
     elif isinstance(value, (tuple, list)):
         raise ValueError(
-            f"{name} must be an int or a pair (h, w), got {len(value)} values: {value!r}"
+            f"{name} must be an int or a pair (h, w), "
+            f"got {len(value)} values: {value!r}"
         )
     else:
         raise TypeError(
@@ -120,16 +122,18 @@ def as_pair(value, name: str, *, minimum: int) -> tuple[int, int]:
     return pair
 
 
-def conv_params(kernel_size, *, stride=1, padding=0, dilation=1, groups=1) -> ConvParams:
-    """Validate and normalise the hyper-parameters of a convolution with this kernel size.
+def conv_params(
+    kernel_size, *, stride=1, padding=0, dilation=1, groups=1
+) -> ConvParams:
+    """Validate and normalise a convolution's hyper-parameters for this kernel size.
 
     Parameters
     ----------
     kernel_size : int or (KH, KW)
     stride, dilation : int or (int, int), >= 1
     padding : int, (int, int), "valid" or "same"
-        ``"same"`` needs stride 1. Its total padding per axis is ``D*(K-1)``; when that is
-        odd, the extra row/column goes to the bottom/right, as in PyTorch.
+        ``"same"`` needs stride 1. Its total padding per axis is ``D*(K-1)``; when that
+        is odd, the extra row/column goes to the bottom/right, as in PyTorch.
     groups : int, >= 1
 
     Examples
@@ -163,11 +167,15 @@ def conv_params(kernel_size, *, stride=1, padding=0, dilation=1, groups=1) -> Co
                 total_w - total_w // 2,
             )
         else:
-            raise ValueError(f"padding string must be 'valid' or 'same', got {padding!r}")
+            raise ValueError(
+                f"padding string must be 'valid' or 'same', got {padding!r}"
+            )
     else:
         ph, pw = as_pair(padding, "padding", minimum=0)
         pads = (ph, ph, pw, pw)
-    return ConvParams(stride=stride, padding=pads, dilation=dilation, groups=int(groups))
+    return ConvParams(
+        stride=stride, padding=pads, dilation=dilation, groups=int(groups)
+    )
 
 
 def conv_output_shape(
@@ -175,9 +183,9 @@ def conv_output_shape(
 ) -> OutputShape:
     """Output size of a convolution, with the floor's remainder made visible.
 
-    Per axis, ``O = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1``; the remainder of
-    that division is the number of padded-input rows (columns) past the last window, which
-    no window reads.
+    Per axis, ``O = floor((I + P_before + P_after - D*(K-1) - 1) / S) + 1``; the
+    remainder of that division is the number of padded-input rows (columns) past the
+    last window, which no window reads.
 
     Parameters
     ----------
@@ -197,7 +205,8 @@ def conv_output_shape(
     >>> conv_output_shape((3, 3), 2)
     OutputShape(oh=2, ow=2, unused_h=0, unused_w=0)
 
-    A 7-pixel row, 3-wide kernel, stride 3: two windows, and the last pixel is never read.
+    A 7-pixel row, 3-wide kernel, stride 3: two windows, and the last pixel is never
+    read.
 
     >>> conv_output_shape(7, 3, stride=3)
     OutputShape(oh=2, ow=2, unused_h=1, unused_w=1)
@@ -208,7 +217,7 @@ def conv_output_shape(
     return p.output_shape((h, w), (kh, kw))
 
 
-# ------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Array validation, used by every public entry point
 
 
@@ -233,7 +242,7 @@ def check_ndim(name: str, a: np.ndarray, ndim: int, layout: str) -> None:
 
 
 def check_conv_inputs(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
-    """Validate a forward call; returns ``(x, w, b, params, OutputShape)``, as ndarrays."""
+    """Validate a forward call; return ``(x, w, b, params, OutputShape)``."""
     x = check_float("x", x)
     w = check_float("w", w)
     check_ndim("x", x, 4, "(N, C, H, W)")
@@ -251,7 +260,8 @@ def check_conv_inputs(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
         b = check_float("b", b)
         if b.shape != (w.shape[0],):
             raise ValueError(
-                f"expected b of shape ({w.shape[0]},) to match w's {w.shape[0]} filters, "
+                f"expected b of shape ({w.shape[0]},) to match w's {w.shape[0]} "
+                "filters, "
                 f"got {b.shape}"
             )
     out = p.output_shape(x.shape[2:], w.shape[2:])
@@ -270,7 +280,8 @@ def check_channels(x_shape, w_shape, groups: int) -> None:
     if cg * groups != c:
         raise ValueError(
             f"expected x of shape (N, {cg * groups}, H, W) to match w's {cg} input "
-            f"channels x groups={groups}, got x {tuple(x_shape)} with w {tuple(w_shape)}"
+            f"channels x groups={groups}, "
+            f"got x {tuple(x_shape)} with w {tuple(w_shape)}"
         )
 
 

@@ -1,4 +1,4 @@
-"""Show the real, tested source of a convbook function in a notebook, so no chapter ever pastes package code."""
+"""Show the real, tested source of a convbook function, so no chapter pastes code."""
 
 from __future__ import annotations
 
@@ -30,13 +30,17 @@ class Source:
         except ImportError:  # pragma: no cover - pygments comes with Jupyter
             body = f"<pre>{html.escape(self.text)}</pre>"
         else:
-            body = highlight(self.text, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+            body = highlight(
+                self.text,
+                PythonLexer(),
+                HtmlFormatter(noclasses=True, nobackground=True),
+            )
         where = html.escape(f"{self.module}.{self.name}")
         return f'<div class="convbook-source"><p><code>{where}</code></p>{body}</div>'
 
 
 def show_source(obj):
-    """The source code of ``obj`` (a function, class or module), for display in a notebook.
+    """The source code of ``obj`` (a function, class or module), for a notebook.
 
     Examples
     --------

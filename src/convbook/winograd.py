@@ -1,17 +1,20 @@
-"""Winograd minimal filtering: F(m, r) transforms generated exactly, and a 3x3 stride-1 convolution.
+"""Winograd's minimal filtering: exact F(m, r) transforms and a 3x3 stride-1 layer.
 
-A 1-D correlation of ``m`` outputs with an ``r``-tap filter, ``y_i = sum_k g_k d_{i+k}``, needs ``m * r``
-multiplications done directly and only ``alpha = m + r - 1`` done Winograd's way::
+A 1-D correlation of ``m`` outputs with an ``r``-tap filter, ``y_i = sum_k g_k
+d_{i+k}``, needs ``m * r`` multiplications done directly and only ``alpha = m + r - 1``
+done Winograd's way::
 
     y = AT @ ((G @ g) * (BT @ d))
 
-Nesting the 1-D algorithm gives the 2-D tile ``Y = AT @ ((G g G^T) * (BT d B)) @ A``: ``alpha**2``
-multiplications instead of ``m**2 * r**2`` (2.25x fewer for F(2x2, 3x3), 4x for F(4x4, 3x3)).
+Nesting the 1-D algorithm gives the 2-D tile ``Y = AT @ ((G g G^T) * (BT d B)) @ A``:
+``alpha**2`` multiplications instead of ``m**2 * r**2`` (2.25x fewer for F(2x2, 3x3), 4x
+for F(4x4, 3x3)).
 
-The matrices come from the Cook-Toom construction (Lavin & Gray 2016, "Fast Algorithms for Convolutional
-Neural Networks"): evaluate the two polynomials at ``alpha - 1`` rational points and at infinity, multiply
-pointwise, interpolate (Lagrange), and transpose the resulting linear-convolution algorithm into a correlation.
-Everything is computed with :class:`fractions.Fraction`, so the matrices are exact.
+The matrices come from the Cook-Toom construction (Lavin & Gray 2016, "Fast Algorithms
+for Convolutional Neural Networks"): evaluate the two polynomials at ``alpha - 1``
+rational points and at infinity, multiply pointwise, interpolate (Lagrange), and
+transpose the resulting linear-convolution algorithm into a correlation. Everything is
+computed with :class:`fractions.Fraction`, so the matrices are exact.
 
 Notes
 -----
@@ -21,7 +24,7 @@ Derived in the book's chapter "Winograd" (``book/winograd.ipynb``).
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -36,8 +39,9 @@ __all__ = [
     "winograd_conv2d",
 ]
 
-#: The interpolation points used for each output size m (with r = 3): Lavin & Gray's choices
-#: (0, +-1, +-2, +-1/2: small numbers keep the transforms well conditioned); infinity is always added.
+#: The interpolation points for each output size m (with r = 3): Lavin & Gray's
+#: choices (0, +-1, +-2, +-1/2: small numbers keep the transforms well conditioned);
+#: infinity is always added.
 DEFAULT_POINTS = {
     2: (0, 1, -1),
     3: (0, 1, -1, 2),
@@ -48,13 +52,13 @@ DEFAULT_POINTS = {
 
 
 def _poly_from_roots(roots):
-    """Coefficients (lowest degree first) of prod (x - a) over ``roots``, as Fractions."""
+    """Coefficients (lowest degree first) of prod (x - a) over ``roots``: Fractions."""
     coeffs = [Fraction(1)]
     for a in roots:
         # multiply by (x - a): new_j = old_{j-1} - a * old_j
         shifted = [Fraction(0)] + coeffs
         scaled = [-a * c for c in coeffs] + [Fraction(0)]
-        coeffs = [s + t for s, t in zip(shifted, scaled)]
+        coeffs = [s + t for s, t in zip(shifted, scaled, strict=True)]
     return coeffs
 
 
@@ -64,12 +68,13 @@ def _default_points(m, r):
         if len(pts) == alpha - 1:
             return pts
     raise ValueError(
-        f"no default interpolation points for F({m}, {r}) (alpha = {alpha}); pass points= with "
+        f"no default interpolation points for F({m}, {r}) (alpha = {alpha}); "
+        "pass points= with "
         f"{alpha - 1} distinct rationals"
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def cook_toom_matrices(m, r, points):
     """The Cook-Toom construction of F(m, r) at the given finite points (plus infinity).
 
@@ -79,9 +84,9 @@ def cook_toom_matrices(m, r, points):
     alpha = m + r - 1
     a = [Fraction(p) for p in points]
     n_fin = alpha - 1
-    # f_k = prod_{i != k} (a_k - a_i): the Lagrange denominators. Lavin's convention (wincnn) puts 1 / f_k
-    # into G and f_k into BT, so BT holds the integer-ish coefficients of prod_{i != k} (x - a_i); the first
-    # scale is made positive.
+    # f_k = prod_{i != k} (a_k - a_i): the Lagrange denominators. Lavin's convention
+    # (wincnn) puts 1 / f_k into G and f_k into BT, so BT holds the integer-ish
+    # coefficients of prod_{i != k} (x - a_i); the first scale is made positive.
     f = []
     for k in range(n_fin):
         prod = Fraction(1)
@@ -93,16 +98,19 @@ def cook_toom_matrices(m, r, points):
         f[0] = -f[0]
 
     def vander(ncols):
-        # rows: evaluation at each finite point, then "at infinity" (the leading coefficient)
+        # rows: evaluation at each finite point, then "at infinity" (the leading
+        # coefficient)
         rows = [[ak**j for j in range(ncols)] for ak in a]
         rows.append([Fraction(int(j == ncols - 1)) for j in range(ncols)])
         return rows
 
     # Linear convolution s = g * h (length alpha):  s = C [(V_r g) * (V_m h)], with
-    #   column k < alpha-1 of C: coefficients of the Lagrange basis l_k(x) = prod_{i != k}(x - a_i) / f_k,
-    #   last column of C: coefficients of M(x) = prod_i (x - a_i) (the leading term, from infinity).
+    #   column k < alpha-1 of C: coefficients of the Lagrange basis
+    #     l_k(x) = prod_{i != k}(x - a_i) / f_k,
+    #   last column of C: coefficients of M(x) = prod_i (x - a_i) (the leading term,
+    #     from infinity).
     # Correlation is its transpose: y = V_m^T [(V_r g) * (C^T d)].
-    AT = [list(col) for col in zip(*vander(m))]  # (m, alpha)
+    AT = [list(col) for col in zip(*vander(m), strict=True)]  # (m, alpha)
     G = vander(r)  # (alpha, r)
     BT = []
     for k in range(n_fin):
@@ -111,12 +119,14 @@ def cook_toom_matrices(m, r, points):
         for i in range(n_fin):
             if i != k:
                 true_fk *= a[k] - a[i]
-        # row k of C^T is l_k / true_fk; rescale to f_k / true_fk * lk (moves 1/f_k into G)
+        # row k of C^T is l_k / true_fk; rescale to f_k / true_fk * lk (moves 1/f_k into
+        # G)
         BT.append([c * f[k] / true_fk for c in lk])
         G[k] = [g / f[k] for g in G[k]]
     big_m = _poly_from_roots(a)
-    # Sign convention for the infinity term: first non-zero entry of BT's last row positive (as in the
-    # published F(2,3) and F(4,3)); the sign moves to AT's last column.
+    # Sign convention for the infinity term: first non-zero entry of BT's last row
+    # positive (as in the published F(2,3) and F(4,3)); the sign moves to AT's last
+    # column.
     sign = 1 if next(c for c in big_m if c != 0) > 0 else -1
     BT.append([sign * c for c in big_m])
     for row in AT:
@@ -125,7 +135,7 @@ def cook_toom_matrices(m, r, points):
 
 
 def winograd_matrices(m, r=3, *, points=None):
-    """Exact Winograd/Cook-Toom transforms for F(m, r), as nested lists of :class:`fractions.Fraction`.
+    """Exact Winograd/Cook-Toom transforms for F(m, r), as lists of Fractions.
 
     Parameters
     ----------
@@ -134,16 +144,18 @@ def winograd_matrices(m, r=3, *, points=None):
     r : int
         Filter taps (3 for a 3x3 kernel).
     points : sequence of rationals, optional
-        The ``m + r - 2`` finite interpolation points (infinity is always used as well). Default: Lavin &
-        Gray's, ``0, 1, -1`` for F(2,3), ``0, +-1, +-2`` for F(4,3), ``0, +-1, +-2, +-1/2`` for F(6,3).
+        The ``m + r - 2`` finite interpolation points (infinity is always used as well).
+        Default: Lavin & Gray's, ``0, 1, -1`` for F(2,3), ``0, +-1, +-2`` for F(4,3),
+        ``0, +-1, +-2, +-1/2`` for F(6,3).
 
     Returns
     -------
     AT : (m, alpha) list of lists of Fraction
     G : (alpha, r) list of lists of Fraction
     BT : (alpha, alpha) list of lists of Fraction
-        With ``alpha = m + r - 1`` and ``y = AT @ ((G @ g) * (BT @ d))`` the exact correlation
-        ``y_i = sum_k g_k d_{i+k}`` of ``d`` (length ``alpha``) with ``g`` (length ``r``).
+        With ``alpha = m + r - 1`` and ``y = AT @ ((G @ g) * (BT @ d))`` the exact
+        correlation ``y_i = sum_k g_k d_{i+k}`` of ``d`` (length ``alpha``) with ``g``
+        (length ``r``).
 
     Examples
     --------
@@ -160,10 +172,15 @@ def winograd_matrices(m, r=3, *, points=None):
     alpha = m + r - 1
     if len(points) != alpha - 1 or len(set(points)) != len(points):
         raise ValueError(
-            f"F({m}, {r}) needs {alpha - 1} distinct finite points (plus infinity), got points={points}"
+            f"F({m}, {r}) needs {alpha - 1} distinct finite points (plus infinity), "
+            f"got points={points}"
         )
     AT, G, BT = cook_toom_matrices(m, r, points)
-    return [list(row) for row in AT], [list(row) for row in G], [list(row) for row in BT]
+    return (
+        [list(row) for row in AT],
+        [list(row) for row in G],
+        [list(row) for row in BT],
+    )
 
 
 def _check_mr(m, r):
@@ -174,7 +191,7 @@ def _check_mr(m, r):
 
 
 def transform_matrices(m, r=3, *, dtype=np.float64, points=None):
-    """The F(m, r) transforms of :func:`winograd_matrices` as float arrays ``(AT, G, BT)``.
+    """The F(m, r) transforms of :func:`winograd_matrices` as float arrays.
 
     Examples
     --------
@@ -192,7 +209,7 @@ def transform_matrices(m, r=3, *, dtype=np.float64, points=None):
 
 
 def winograd_multiplications(m, r=3):
-    """Multiplications per output tile in 2-D: ``(direct, winograd)`` = ``(m*m*r*r, (m+r-1)**2)``.
+    """Multiplications per 2-D output tile: ``(m*m*r*r, (m+r-1)**2)``.
 
     Examples
     --------
@@ -223,8 +240,8 @@ def weight_transform(w, m):
     (36, 2, 3)
     """
     f, c = w.shape[:2]
-    # float32 in float32 (the difference, about 1 ulp, is far below Winograd's own float32
-    # error); other dtypes in float64, rounded once
+    # float32 in float32 (the difference, about 1 ulp, is far below Winograd's own
+    # float32 error); other dtypes in float64, rounded once
     work = np.float32 if w.dtype == np.float32 else np.float64
     kron = _float_matrices(m, np.dtype(work).str)[1]  # (alpha^2, 9)
     u = kron @ w.reshape(f * c, 9).T.astype(work, copy=False)  # (alpha^2, F*C)
@@ -232,13 +249,13 @@ def weight_transform(w, m):
 
 
 def tiles_conv2d(xpad, u, m, *, out=None):
-    """Winograd's layer algorithm: a 3x3, stride-1 correlation, ``m x m`` outputs per tile.
+    """Winograd's layer algorithm: a 3x3 stride-1 correlation, ``m x m`` outputs a tile.
 
     1. cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``,
        one every ``m`` pixels) and transform each, ``V = BT d B``;
-    2. multiply with the transformed kernels ``U`` (:func:`weight_transform`) and sum over
-       the input channels: at each of the ``alpha^2`` positions that is a matrix product,
-       ``(F, C) @ (C, tiles)``;
+    2. multiply with the transformed kernels ``U`` (:func:`weight_transform`) and sum
+       over the input channels: at each of the ``alpha^2`` positions that is a matrix
+       product, ``(F, C) @ (C, tiles)``;
     3. transform back, ``Y = AT M A``, and put each tile's ``m x m`` outputs in place.
 
     Each transform is two products over all tiles at once, one per side of the tile.
@@ -246,8 +263,8 @@ def tiles_conv2d(xpad, u, m, *, out=None):
     Parameters
     ----------
     xpad : (N, C, Hp, Wp) ndarray
-        The padded input. Outputs past ``(Hp - 2, Wp - 2)`` are cropped; rows and columns
-        are added (zeros) at the bottom and right up to a whole number of tiles.
+        The padded input. Outputs past ``(Hp - 2, Wp - 2)`` are cropped; rows and
+        columns are added (zeros) at the bottom and right up to a whole number of tiles.
     u : (alpha^2, F, C) ndarray
         The transformed weights, in the dtype to compute in.
     m : int
@@ -290,7 +307,9 @@ def tiles_conv2d(xpad, u, m, *, out=None):
     for i in range(min(m, oh)):
         for j in range(min(m, ow)):
             dst = out[:, :, i::m, j::m]
-            dst[...] = y6[i, j, :, :, : dst.shape[2], : dst.shape[3]].transpose(1, 0, 2, 3)
+            dst[...] = y6[i, j, :, :, : dst.shape[2], : dst.shape[3]].transpose(
+                1, 0, 2, 3
+            )
     return out
 
 
@@ -306,8 +325,8 @@ def winograd_conv2d(xpad, w, m=4):
         The input, padding already applied.
     w : (F, C, 3, 3) ndarray
     m : {2, 4, 6}
-        Output tile size: F(2,3), F(4,3) or F(6,3). Larger tiles save more multiplications
-        and lose accuracy.
+        Output tile size: F(2,3), F(4,3) or F(6,3). Larger tiles save more
+        multiplications and lose accuracy.
 
     Returns
     -------
@@ -330,17 +349,20 @@ def winograd_conv2d(xpad, w, m=4):
         or w.shape[1] != xpad.shape[1]
     ):
         raise ValueError(
-            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, 3, 3) with matching C, "
+            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, 3, 3) "
+            "with matching C, "
             f"got xpad {xpad.shape} and w {w.shape}"
         )
     if m not in (2, 4, 6):
         raise ValueError(
-            "winograd_conv2d supports m in (2, 4, 6) (F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), "
+            "winograd_conv2d supports m in (2, 4, 6) "
+            "(F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), "
             f"got m={m!r}"
         )
     if xpad.shape[2] < 3 or xpad.shape[3] < 3:
         raise ValueError(
-            f"winograd_conv2d needs a padded input of at least 3x3, got xpad {xpad.shape}"
+            "winograd_conv2d needs a padded input of at least 3x3, "
+            f"got xpad {xpad.shape}"
         )
     dtype = np.result_type(xpad.dtype, w.dtype, np.float16)
     return tiles_conv2d(xpad, weight_transform(w.astype(dtype, copy=False), m), m)

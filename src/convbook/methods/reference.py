@@ -1,8 +1,9 @@
-"""The loop reference: the convolution and its three gradients straight from the definition.
+"""The loop reference: the convolution and its gradients straight from the definition.
 
-Slow and obviously right; every faster method is tested against these functions. Each one
-takes validated arrays and a :class:`~convbook.shapes.ConvParams` (the public functions in
-:mod:`convbook.conv` validate and then call them with ``method="reference"``).
+Slow and obviously right; every faster method is tested against these functions. Each
+one takes validated arrays and a :class:`~convbook.shapes.ConvParams` (the public
+functions in :mod:`convbook.conv` validate and then call them with
+``method="reference"``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ __all__ = ["forward", "grad_input", "grad_weight"]
 
 
 def forward(x, w, b, params):
-    """The convolution (a cross-correlation, as in PyTorch) by loops over its definition.
+    """The convolution (a cross-correlation, as in PyTorch) by loops.
 
     .. math:: y_{n,f,i,j} = b_f + \\sum_{c,p,q} w_{f,c,p,q}\\,
               x^{\\text{pad}}_{n,\\, g C_g + c,\\, S i + D p,\\, S j + D q}
@@ -47,7 +48,9 @@ def forward(x, w, b, params):
                     for c in range(cg):
                         for p in range(kh):
                             for q in range(kw):
-                                pixel = xp[n, g * cg + c, sh * i + dh * p, sw * j + dw * q]
+                                pixel = xp[
+                                    n, g * cg + c, sh * i + dh * p, sw * j + dw * q
+                                ]
                                 total += w[f, c, p, q] * pixel
                     out[n, f, i, j] = total
     if b is not None:
@@ -58,9 +61,9 @@ def forward(x, w, b, params):
 def grad_input(dout, w, x_shape, params):
     """The input gradient: every product ``w * xpad`` in the forward sum, run backwards.
 
-    ``dout[n, f, i, j] * w[f, c, p, q]`` lands on the padded-input pixel that the product
-    read; the padding's gradient is cut off at the end, and pixels that no window reached
-    keep their zero.
+    ``dout[n, f, i, j] * w[f, c, p, q]`` lands on the padded-input pixel that the
+    product read; the padding's gradient is cut off at the end, and pixels that no
+    window reached keep their zero.
 
     Examples
     --------
@@ -87,7 +90,9 @@ def grad_input(dout, w, x_shape, params):
                         for p in range(kh):
                             for q in range(kw):
                                 r, s = sh * i + dh * p, sw * j + dw * q
-                                dxp[n, g * cg + c, r, s] += dout[n, f, i, j] * w[f, c, p, q]
+                                dxp[n, g * cg + c, r, s] += (
+                                    dout[n, f, i, j] * w[f, c, p, q]
+                                )
     return np.ascontiguousarray(dxp[:, :, pt : pt + h, pl : pl + wd])
 
 
@@ -117,6 +122,8 @@ def grad_weight(dout, x, w_shape, params):
                     for c in range(cg):
                         for p in range(kh):
                             for q in range(kw):
-                                pixel = xp[n, g * cg + c, sh * i + dh * p, sw * j + dw * q]
+                                pixel = xp[
+                                    n, g * cg + c, sh * i + dh * p, sw * j + dw * q
+                                ]
                                 dw_[f, c, p, q] += dout[n, f, i, j] * pixel
     return dw_

@@ -6,14 +6,14 @@ one matrix product per group is the whole convolution:
 
 * forward: ``Y' = K' . X'``;
 * weight gradient: ``dK' = dY' . X'^T``;
-* input gradient, two routes: col2im, ``dX' = K'^T . dY'`` added back onto the pixels the
-  windows read; or rot180, the full convolution of ``dout`` (zeros inserted for the stride)
-  with the kernels turned 180 degrees and their channels swapped.
+* input gradient, two routes: col2im, ``dX' = K'^T . dY'`` added back onto the pixels
+  the windows read; or rot180, the full convolution of ``dout`` (zeros inserted for the
+  stride) with the kernels turned 180 degrees and their channels swapped.
 
 Every setting of PyTorch's ``conv2d`` works: stride, padding (incl. ``"same"``, uneven),
 dilation, groups. The functions take validated arrays of one dtype and a
-:class:`~convbook.shapes.ConvParams`; :mod:`convbook.conv` validates, and its engine runs
-them over groups of a few samples at a time.
+:class:`~convbook.shapes.ConvParams`; :mod:`convbook.conv` validates, and its engine
+runs them over groups of a few samples at a time.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
 
 
 def kernel_matrix(w, groups):
-    """``K'``: each group's filters as rows, ``(G, F/G, Cg*KH*KW)`` (a view of ``w``)."""
+    """``K'``: each group's filters as rows, ``(G, F/G, Cg*KH*KW)``, a view of ``w``."""
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
@@ -117,9 +117,10 @@ def grad_input_col2im(dout, w, x_shape, params, *, out=None):
 
 
 def full_conv_operands(dout, w, x_shape, params):
-    """The full convolution that is the input gradient: its input ``big``, its kernel ``wt``.
+    """The input gradient as a full convolution: its input ``big`` and kernel ``wt``.
 
-    Correlating ``big`` with ``wt`` (stride 1, dilation D, the same groups) gives ``dx``:
+    Correlating ``big`` with ``wt`` (stride 1, dilation D, the same groups) gives
+    ``dx``:
 
     1. insert ``S - 1`` zeros between the rows and columns of ``dout`` (the stride);
     2. - 4. :func:`full_conv_border`: the border that makes the convolution "full", the
@@ -165,7 +166,7 @@ def full_conv_border(big, kernel_hw, x_shape, params):
 
 
 def grad_input_rot180(dout, w, x_shape, params, correlate=None, *, out=None):
-    """``dx = conv(pad(dilate(dout)), rot180(w))``: the full convolution, by ``correlate``.
+    """``dx = conv(pad(dilate(dout)), rot180(w))``, correlated by ``correlate``.
 
     ``correlate`` is any method's ``forward`` (default: this module's), called with
     stride 1, dilation D and the layer's groups.
@@ -177,6 +178,6 @@ def grad_input_rot180(dout, w, x_shape, params, correlate=None, *, out=None):
 
 
 def columns_per_sample(x_shape, w_shape, params):
-    """Columns of ``X'`` per sample, ``OH*OW`` (the engine sizes its sample groups by it)."""
+    """Columns of ``X'`` per sample, ``OH*OW``: the engine sizes sample groups by it."""
     oh, ow, _, _ = params.output_shape(x_shape[2:], w_shape[2:])
     return oh * ow

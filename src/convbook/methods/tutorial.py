@@ -1,4 +1,4 @@
-"""The source tutorial's route: the column matrix built window by window, then one product.
+"""The source tutorial's route: the column matrix built by a loop, then one product.
 
 The Chinese tutorial this book follows computes the layer in four steps:
 
@@ -10,7 +10,8 @@ The Chinese tutorial this book follows computes the layer in four steps:
 
 Its gradients: ``dK' = X'^T . dY'``, and ``dX = conv(pad(dY), rot180(K))``, the full
 convolution done by the same im2col and product. Once per group when ``groups > 1``.
-Slow (the loop visits every window in Python) and kept as the version readers start from.
+Slow (the loop visits every window in Python) and kept as the version readers start
+from.
 """
 
 from __future__ import annotations
@@ -72,10 +73,10 @@ def grad_weight(dout, x, w_shape, params):
 def grad_input(dout, w, x_shape, params, *, route="rot180"):
     """The input gradient the tutorial's way, or by col2im.
 
-    ``route="rot180"`` (the tutorial's): the full convolution of the padded ``dout`` with
-    the turned kernel (:func:`convbook.methods.strided.full_conv_operands`), done by this
-    module's :func:`forward`. ``route="col2im"``: ``dX' = dY' . K'^T``, each row added back
-    onto its window's pixels.
+    ``route="rot180"`` (the tutorial's): the full convolution of the padded ``dout``
+    with the turned kernel (:func:`convbook.methods.strided.full_conv_operands`), done
+    by this module's :func:`forward`. ``route="col2im"``: ``dX' = dY' . K'^T``, each row
+    added back onto its window's pixels.
     """
     if route == "rot180":
         big, wt = strided.full_conv_operands(dout, w, x_shape, params)

@@ -1,18 +1,19 @@
 """Wide rows: the strided method with a column matrix that is cheaper to copy.
 
 Split the padded input into its ``SH x SW`` stride phases (phase ``(a, b)`` holds padded
-rows ``a, a+S, ...`` and columns ``b, b+S, ...``) and flatten each phase's rows. Inside a
-phase the stride is 1, so kernel offset ``(p, q)`` of *every* output pixel ``(i, j)`` reads
-phase ``((p*D) % S, (q*D) % S)`` at flat position ``(i + di)*Wq + (j + dj)``, with
-``di = (p*D) // S`` and ``dj = (q*D) // S``. Let ``j`` run over the whole phase row,
-``0 .. Wq-1``, instead of ``0 .. OW-1``, and the positions of all output pixels form one
+rows ``a, a+S, ...`` and columns ``b, b+S, ...``) and flatten each phase's rows. Inside
+a phase the stride is 1, so kernel offset ``(p, q)`` of *every* output pixel ``(i, j)``
+reads phase ``((p*D) % S, (q*D) % S)`` at flat position ``(i + di)*Wq + (j + dj)``, with
+``di = (p*D) // S`` and ``dj = (q*D) // S``. Let ``j`` run over the whole phase row, ``0
+.. Wq-1``, instead of ``0 .. OW-1``, and the positions of all output pixels form one
 contiguous run of ``L = OH*Wq`` numbers starting at ``di*Wq + dj``.
 
-So one row of the column matrix is one block copy, where :mod:`~convbook.methods.strided`
-copies ``OH`` short runs, each reading every S-th number. The price: ``Wq - OW`` junk
-columns per output row, which the forward pass crops, and which meet zeros in ``dout`` in
-the two gradients. One spare zero row at the bottom of each phase keeps the last run inside.
-At stride 1 there is one phase: the padded input itself.
+So one row of the column matrix is one block copy, where
+:mod:`~convbook.methods.strided` copies ``OH`` short runs, each reading every S-th
+number. The price: ``Wq - OW`` junk columns per output row, which the forward pass
+crops, and which meet zeros in ``dout`` in the two gradients. One spare zero row at the
+bottom of each phase keeps the last run inside. At stride 1 there is one phase: the
+padded input itself.
 """
 
 from __future__ import annotations
@@ -38,14 +39,16 @@ __all__ = [
 
 
 class Geometry(NamedTuple):
-    """Where the runs lie: phase size ``(hq, wq)``, run length ``run``, each offset's start."""
+    """Where the runs lie: phase size, run length, and each kernel offset's start."""
 
     hq: int
     wq: int
     oh: int
     ow: int
     run: int
-    starts: tuple  # per kernel offset (p, q), row-major: (phase row a, phase col b, start)
+    starts: (
+        tuple  # per kernel offset (p, q), row-major: (phase row a, phase col b, start)
+    )
 
 
 def geometry(x_shape, kernel_hw, params) -> Geometry:
@@ -76,7 +79,7 @@ def _phase_slices(params, g, a, b, shape):
 
 
 def phases(x, g: Geometry, params):
-    """The padded input split into stride phases: ``(SH, SW, N, C, Hq*Wq)``, one copy."""
+    """The padded input in stride phases, ``(SH, SW, N, C, Hq*Wq)``: one copy."""
     sh, sw = params.stride
     n, c = x.shape[:2]
     xf = np.zeros((sh, sw, n, c, g.hq, g.wq), dtype=x.dtype)
@@ -88,7 +91,7 @@ def phases(x, g: Geometry, params):
 
 
 def unphase(dxf, g: Geometry, params, x_shape, out=None):
-    """The inverse of :func:`phases` for gradients: ``(SH, SW, C, N, Hq*Wq) -> (N, C, H, W)``."""
+    """Back from phases: ``(SH, SW, C, N, Hq*Wq) -> (N, C, H, W)`` (gradients)."""
     sh, sw = params.stride
     c, n = dxf.shape[2:4]
     dq = dxf.reshape(sh, sw, c, n, g.hq, g.wq)

@@ -3,9 +3,9 @@
 3x3 kernels, stride 1, dilation 1, groups 1, any padding. The tile algorithm itself is
 :func:`convbook.winograd.tiles_conv2d`; this module drives it over a batch:
 
-* forward: the weights are transformed once; the batch is cut into chunks of samples whose
-  transformed tiles fit in cache (``winograd_chunk_bytes``), each chunk padded on its own,
-  and the chunks are dealt out to threads by the engine;
+* forward: the weights are transformed once; the batch is cut into chunks of samples
+  whose transformed tiles fit in cache (``winograd_chunk_bytes``), each chunk padded on
+  its own, and the chunks are dealt out to threads by the engine;
 * input gradient: the rot180 route, a 3x3 stride-1 convolution again
   (:func:`convbook.methods.strided.grad_input_rot180` with this module's forward);
 * weight gradient: not a small-kernel convolution, so the engine's strided or wide-rows
@@ -76,9 +76,10 @@ def forward(x, w, b, params, *, m=4, out=None):
         if b is not None:
             out[lo:hi] += b.reshape(f, 1, 1)
 
-    # The weight transform runs on one BLAS thread too: a BLAS thread that has just worked
-    # keeps spinning for a while, taking the core that the second worker needs (measured on
-    # benchmark layer d: 9.4 ms with the transform on two BLAS threads, 5.7 ms without).
+    # The weight transform runs on one BLAS thread too: a BLAS thread that has just
+    # worked keeps spinning for a while, taking the core that the second worker needs
+    # (measured on benchmark layer d: 9.4 ms with the transform on two BLAS threads, 5.7
+    # ms without).
     with engine.blas_single_thread():
         u = weight_transform(w, m)  # (alpha^2, F, C)
         engine.over_samples(n, per, n * f * c * oh * ow * 9, work, opts)
@@ -86,15 +87,18 @@ def forward(x, w, b, params, *, m=4, out=None):
 
 
 def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
-    """The rot180 route with Winograd as the correlation (stride 1, so no zeros inserted)."""
+    """The rot180 route, Winograd as the correlation (stride 1: no zeros inserted)."""
     if route != "rot180":
-        raise ValueError(f"method='winograd' computes the input gradient by route='rot180', got {route!r}")
+        raise ValueError(
+            "method='winograd' computes the input gradient by route='rot180', "
+            f"got {route!r}"
+        )
     correlate = functools.partial(forward, m=m)
     return strided.grad_input_rot180(dout, w, x_shape, params, correlate, out=out)
 
 
 def grad_weight(dout, x, w_shape, params, *, m=None):
-    """The weight gradient by the engine's product on wide rows or plain strided columns."""
+    """The weight gradient by the engine's product (wide rows or strided columns)."""
     use_wide = engine.use_wide_rows("grad_weight", x.shape, w_shape, params)
     method = engine.Batched(wide if use_wide else strided)
     return method.grad_weight(dout, x, w_shape, params)
