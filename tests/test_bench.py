@@ -1,6 +1,8 @@
 """The benchmark's structure on tiny shapes (no timing assertions: speed is reported, never tested)."""
 
+import html.parser
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -112,3 +114,118 @@ def test_plots_and_memory_table_read_the_result(quick_result):
     table = bench.format_memory(r).splitlines()
     assert table[0].split()[:3] == ["shape", "im2col", "matrix"] and len(table) == len(r["shapes"]) + 2
     assert set(bench.TARGETS) == set(bench.SHAPES)
+
+
+
+class _Cells(html.parser.HTMLParser):
+    """The text of each table row's cells, and which (row, cell) were bold."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self.bold, self._cell, self._in_b = [], set(), None, False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "b":
+            self._in_b = True
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.rows[-1].append(self._cell)
+            self._cell = None
+        elif tag == "b":
+            self._in_b = False
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+            if self._in_b:
+                self.bold.add((len(self.rows) - 1, len(self.rows[-1])))
+
+
+def _parse(table):
+    parser = _Cells()
+    parser.feed(table)
+    return parser
+
+
+def test_html_table_has_a_row_per_layer_and_method(quick_result):
+    r = quick_result
+    cols = ("forward_s", "forward_ratio", "train_s", "train_peak_fraction")
+    table = bench.html_table(r, cols, caption="a <quick> run")
+    assert "<caption>a &lt;quick&gt; run</caption>" in table
+    parsed = _parse(table)
+    head, body = parsed.rows[0], parsed.rows[1:]
+    assert head[:2] == ["layer", "method"]
+    assert head[2:] == [
+        "forwardms",
+        "forwardratio",
+        "training stepms",
+        "training step% peak",
+    ]
+    assert len(body) == sum(len(s["methods"]) for s in r["shapes"].values())
+    k = 0
+    for name, s in r["shapes"].items():
+        for i, meth in enumerate(sorted(s["methods"], key=bench.METHOD_ORDER.index)):
+            row = body[k]
+            if i == 0:  # the layer's cell spans its methods' rows
+                assert row[0] == name + s["label"].replace("->", "→")
+                row = row[1:]
+            v = s["methods"][meth]
+            assert row == [
+                meth,
+                f"{v['forward_s'] * 1e3:.2f}",
+                f"{v['forward_ratio']:.2f}",
+                f"{v['train_s'] * 1e3:.2f}",
+                f"{100 * v['train_peak_fraction']:.0f}",
+            ]
+            # the fastest convbook method is bold in the time and ratio columns only
+            bold = {c for (rr, c) in parsed.bold if rr == k + 1}
+            first = 1 if i == 0 else 0
+            assert ({first + 1, first + 2} <= bold) == (meth == s["best_forward"])
+            assert (first + 3 in bold) == (meth == s["best_train"])
+            assert first + 4 not in bold
+            k += 1
+
+
+def test_html_table_takes_what_the_result_holds():
+    row = {"forward_s": 0.01, "forward_ratio": 2.0, "train_s": 0.03}
+    old = {  # an old run: no "wide"; a method this version does not know comes last
+        "label": "(1, 2->3, 8, 5, 1, 0)",
+        "best_forward": "strided",
+        "best_train": "strided",
+        "methods": {"torch": row, "mystery": row, "strided": row},
+    }
+    new = {  # a newer one: "wide" and Winograd; memory figures for one method only
+        "label": "(1, 2->3, 8, 3, 1, 1)",
+        "best_forward": "winograd",
+        "best_train": "wide",
+        "methods": {
+            "winograd": row,
+            "wide": dict(row, forward_peak_mem_x=1.25),
+            "tutorial": row,
+        },
+    }
+    cols = ("forward_s", "forward_peak_mem_x")
+    table = bench.html_table({"shapes": {"x": old, "y": new}}, cols)
+    body = _parse(table).rows[1:]
+    methods = ["strided", "torch", "mystery", "tutorial", "wide", "winograd"]
+    assert [r[-3] for r in body] == methods
+    assert [r[-1] for r in body] == ["–", "–", "–", "–", "1.25", "–"]
+    with pytest.raises(ValueError, match=r"\['speed'\] are not in bench.HTML_COLUMNS"):
+        bench.html_table({"shapes": {"x": old}}, ("forward_s", "speed"))
+
+
+@pytest.mark.parametrize("name", ["bench-full.json", "bench-xeon-2cores.json"])
+def test_html_table_of_the_stored_runs(name):
+    path = Path(__file__).parents[1] / "book" / "data" / name
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    n = len(bench.HTML_COLUMNS)
+    body = _parse(bench.html_table(stored, tuple(bench.HTML_COLUMNS))).rows[1:]
+    assert len(body) == sum(len(s["methods"]) for s in stored["shapes"].values())
+    # each layer's first row carries its name; every row has a cell per column
+    assert [len(r) for r in body].count(2 + n) == len(stored["shapes"])
+    assert all(len(r) in (1 + n, 2 + n) for r in body)

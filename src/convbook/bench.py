@@ -35,7 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Shape", "SHAPES", "QUICK_SHAPES", "blas_info", "peak_memory", "run", "format_table", "main"]
+__all__ = ["Shape", "SHAPES", "QUICK_SHAPES", "blas_info", "peak_memory", "run", "format_table", "html_table",
+           "main"]
 
 
 class Shape(NamedTuple):
@@ -508,6 +509,102 @@ def format_memory(result):
                          if r and "train_peak_mem_x" in r else "-")
         lines.append(f"{n:<6}{s['im2col_matrix_x']:>14.2f}x" + "".join(f"{c:>18}" for c in cells))
     lines.append("(forward / training step, multiples of the input size)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------
+# The result as HTML tables, narrow enough for a book page
+
+#: The columns :func:`html_table` can show: a method row's key -> (pass, unit, format).
+HTML_COLUMNS = {
+    "forward_s": ("forward", "ms", lambda v: f"{v * 1e3:.2f}"),
+    "forward_ratio": ("forward", "ratio", lambda v: f"{v:.2f}"),
+    "forward_peak_fraction": ("forward", "% peak", lambda v: f"{100 * v:.0f}"),
+    "forward_peak_mem_x": ("forward", "memory", lambda v: f"{v:.2f}"),
+    "train_s": ("training step", "ms", lambda v: f"{v * 1e3:.2f}"),
+    "train_ratio": ("training step", "ratio", lambda v: f"{v:.2f}"),
+    "train_peak_fraction": ("training step", "% peak", lambda v: f"{100 * v:.0f}"),
+    "train_peak_mem_x": ("training step", "memory", lambda v: f"{v:.2f}"),
+}
+#: The order of the method rows; methods not listed here follow, in the result's order.
+METHOD_ORDER = ("reference", "tutorial", "strided", "wide", "winograd", "torch")
+_NUMBER = '<td style="text-align:right;font-variant-numeric:tabular-nums">{}</td>'
+
+
+def html_table(
+    result,
+    columns=("forward_s", "forward_ratio", "train_s", "train_ratio"),
+    *,
+    caption=None,
+):
+    """The benchmark result as an HTML table: a row per layer and method.
+
+    Driven by what ``result`` holds: a method that a layer lacks (Winograd on a 5x5
+    layer, ``"wide"`` in a run made before it existed) has no row, and a value a row
+    lacks shows as a dash. In the time and ratio columns the layer's fastest convbook
+    method (``best_forward``, ``best_train``) is in bold.
+
+    Parameters
+    ----------
+    result : dict
+        What :func:`run` returns, or its JSON read back.
+    columns : sequence of str
+        Keys of :data:`HTML_COLUMNS`, in order.
+    caption : str, optional
+        A caption above the table (escaped).
+
+    Returns
+    -------
+    str
+        A ``<table>``; in a notebook ``IPython.display.HTML(html_table(result))``
+        shows it.
+
+    Examples
+    --------
+    >>> row = {"forward_s": 0.002, "forward_ratio": 1.5, "train_s": 0.006}
+    >>> layer = {"label": "(1, 1->1, 8, 3, 1, 1)", "methods": {"strided": row},
+    ...          "best_forward": "strided", "best_train": "strided"}
+    >>> table = html_table({"shapes": {"a": layer}})
+    >>> "<b>6.00</b>" in table, table.count("<tr>")
+    (True, 2)
+    """
+    import html
+
+    unknown = [c for c in columns if c not in HTML_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"columns {unknown} are not in bench.HTML_COLUMNS; "
+            f"choose from {list(HTML_COLUMNS)}"
+        )
+    rank = {m: k for k, m in enumerate(METHOD_ORDER)}
+    head = "".join(
+        "<th>{}<br>{}</th>".format(*map(html.escape, HTML_COLUMNS[c][:2]))
+        for c in columns
+    )
+    lines = ['<table class="convbook-bench" style="border-collapse:collapse">']
+    if caption:
+        lines.append(f"<caption>{html.escape(caption)}</caption>")
+    lines.append(f"<thead><tr><th>layer</th><th>method</th>{head}</tr></thead><tbody>")
+    for name, s in result["shapes"].items():
+        methods = sorted(s["methods"], key=lambda m: rank.get(m, len(rank)))
+        label = html.escape(s.get("label", "")).replace("-&gt;", "→")
+        for i, m in enumerate(methods):
+            row, cells = s["methods"][m], []
+            for c in columns:
+                value = row.get(c)
+                text = "–" if value is None else html.escape(HTML_COLUMNS[c][2](value))
+                best = s.get("best_forward" if c[:7] == "forward" else "best_train")
+                if value is not None and m == best and c.endswith(("_s", "_ratio")):
+                    text = f"<b>{text}</b>"
+                cells.append(_NUMBER.format(text))
+            layer = ""
+            if i == 0:  # the layer's name and shape, once for all its methods
+                layer = (
+                    f'<td rowspan="{len(methods)}" style="vertical-align:top">'
+                    f"<b>{html.escape(name)}</b><br><small>{label}</small></td>"
+                )
+            lines.append(f"<tr>{layer}<td>{html.escape(m)}</td>{''.join(cells)}</tr>")
+    lines.append("</tbody></table>")
     return "\n".join(lines)
 
 
