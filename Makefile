@@ -84,12 +84,13 @@ translations: install
 	$(call step,extract messages and update the catalogs,$(I18N) update)
 
 test: install
-	$(call step,unit tests,$(PYTEST) tests -m "not browser and not lab")
+	$(call step,unit tests,$(PYTEST) tests -m "not browser and not lab and not executed")
 	$(call step,doctests,$(PYTEST) --doctest-modules src/convbook)
 	$(call step,notebooks with nbval,$(PYTEST) --nbval-lax --nbval-current-env book)
 	$(call step,book build with -W: English (executes every notebook),$(call book_en,-W))
 	$(call step,book build with -W: Chinese (the same outputs),$(call book_zh,-W))
 	@$(MAKE) --no-print-directory check-index
+	$(call step,the executed chapters: no check skipped or failed,$(PYTEST) tests/test_executed.py -m executed)
 	$(call step,browser test of the built book,$(PYTEST) tests/test_browser.py -m browser)
 	$(call step,a chapter run in JupyterLab,$(PYTEST) tests/test_lab.py -m lab)
 	@echo "make test: every step passed, $$(( $$(date +%s) - $(T0) )) s in all (installs included)"

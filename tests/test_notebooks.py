@@ -36,6 +36,7 @@ PAGES = [
     "book/benchmarks",
     "book/cuda",
     "book/references",
+    "book/status",
 ]
 
 
