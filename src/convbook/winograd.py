@@ -275,7 +275,7 @@ def input_transform(xpad, m, th, tw, BT):
 
 
 def _grown(xpad, hneed, wneed, dtype):
-    """``xpad`` with zero rows/columns added at the bottom/right up to the tiles' size."""
+    """``xpad`` with zero rows/columns added at the bottom/right up to the tiles."""
     n, c, hp, wp = xpad.shape
     if hp >= hneed and wp >= wneed and xpad.dtype == dtype:
         return xpad
