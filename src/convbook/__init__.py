@@ -15,6 +15,7 @@ from .conv import (
 )
 from .gradcheck import compare, numeric_vjp, rel_error
 from .layers import Conv2D
+from .nn import SGD, Flatten, ReLU, Sequential, log_softmax, softmax_cross_entropy
 from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .reference import conv2d_backward_reference, conv2d_forward_reference
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
@@ -22,9 +23,9 @@ from .source import show_source
 
 __version__ = "0.1.0"
 
-# Submodules with heavier or optional dependencies (matplotlib, ipywidgets) load on first use: `cb.plotting`,
-# `cb.widgets`, ...; `import convbook` itself needs NumPy only.
-_LAZY = ("bench", "bugs", "gpu", "plotting", "widgets", "winograd")
+# Submodules with heavier or optional dependencies (matplotlib, ipywidgets, scikit-learn) load on first
+# use: `cb.plotting`, `cb.widgets`, `cb.digits`, ...; `import convbook` itself needs NumPy only.
+_LAZY = ("bench", "bugs", "digits", "gpu", "plotting", "widgets", "winograd")
 
 
 def __getattr__(name):
@@ -43,7 +44,11 @@ __all__ = [
     "METHODS",
     "Conv2D",
     "ConvParams",
+    "Flatten",
     "OutputShape",
+    "ReLU",
+    "SGD",
+    "Sequential",
     "col2im",
     "compare",
     "conv2d_backward",
@@ -59,11 +64,13 @@ __all__ = [
     "im2col",
     "im2col_loop",
     "im2col_tutorial",
+    "log_softmax",
     "numeric_vjp",
     "rel_error",
     "rot180",
     "rot180_tutorial",
     "show_source",
+    "softmax_cross_entropy",
     "swap_in_out",
     "window_view",
 ]
