@@ -58,7 +58,7 @@ MOMENTUM = 0.9
 
 
 class Digits(NamedTuple):
-    """The split data: images ``(N, 1, 8, 8)`` with pixels in [0, 1], labels ``(N,)``."""
+    """The split data: images ``(N, 1, 8, 8)``, pixels in [0, 1]; labels ``(N,)``."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -90,7 +90,7 @@ def load(*, test_size=0.2, seed=0, dtype=np.float64):
     >>> data.x_train.shape, data.x_test.shape
     ((1437, 1, 8, 8), (360, 1, 8, 8))
     >>> np.bincount(data.y_test)
-    array([36, 36, 35, 37, 36, 36, 36, 36, 35, 37])
+    array([36, 36, 35, 37, 36, 37, 36, 36, 35, 36])
     """
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -146,7 +146,7 @@ def batches(n, *, batch_size=BATCH_SIZE, epochs=EPOCHS, seed=0):
     Examples
     --------
     >>> [b.tolist() for b in batches(5, batch_size=2, epochs=1, seed=0)[0]]
-    [[4, 2], [1, 0], [3]]
+    [[2, 4], [3, 0], [1]]
     """
     rng = np.random.default_rng(seed)
     order = []
@@ -183,8 +183,17 @@ def accuracy(net, x, y):
     return float(np.mean(predict(net, x) == y))
 
 
-def fit(step, net, data, *, epochs=EPOCHS, batch_size=BATCH_SIZE, seed=0,
-        progress=False, on_epoch=None):  # fmt: skip
+def fit(
+    step,
+    net,
+    data,
+    *,
+    epochs=EPOCHS,
+    batch_size=BATCH_SIZE,
+    seed=0,
+    progress=False,
+    on_epoch=None,
+):
     """The training loop, for any ``step(x, y) -> loss`` (convbook's or PyTorch's).
 
     Runs ``step`` over the minibatches of :func:`batches` and measures the test accuracy
@@ -222,8 +231,10 @@ def fit(step, net, data, *, epochs=EPOCHS, batch_size=BATCH_SIZE, seed=0,
         history["test_accuracy"].append(accuracy(net, data.x_test, data.y_test))
         if bar is not None:
             bar.update(len(epoch))
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}",
-                            test_accuracy=f"{history['test_accuracy'][-1]:.3f}")  # fmt: skip
+            bar.set_postfix(
+                loss=f"{history['loss'][-1]:.3f}",
+                test_accuracy=f"{history['test_accuracy'][-1]:.3f}",
+            )
         if on_epoch is not None:
             on_epoch(history)
     if bar is not None:
@@ -259,8 +270,15 @@ def train_torch(model, data, *, lr=LR, momentum=MOMENTUM, **kwargs):
     return fit(_torch_step(model, opt), model, data, **kwargs)
 
 
-def epoch_fns(dtype=np.float32, *, method="strided", batch_size=BATCH_SIZE, lr=LR,
-              momentum=MOMENTUM, seed=0):  # fmt: skip
+def epoch_fns(
+    dtype=np.float32,
+    *,
+    method="strided",
+    batch_size=BATCH_SIZE,
+    lr=LR,
+    momentum=MOMENTUM,
+    seed=0,
+):
     """Two callables that each train one epoch: convbook's network and its PyTorch twin.
 
     For the benchmark: both start from the same initial weights and run the same
@@ -289,11 +307,14 @@ def epoch_fns(dtype=np.float32, *, method="strided", batch_size=BATCH_SIZE, lr=L
     xs = [data.x_train[idx] for idx in order]
     ys = [data.y_train[idx] for idx in order]
     opt = SGD(net.parameters(), lr=lr, momentum=momentum)
-    torch_step = _torch_step(model, torch.optim.SGD(model.parameters(), lr=lr,
-                                                    momentum=momentum))  # fmt: skip
+    torch_step = _torch_step(
+        model, torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    )
 
     def convbook_epoch():
-        return np.array([train_step(net, opt, x, y) for x, y in zip(xs, ys, strict=True)])
+        return np.array(
+            [train_step(net, opt, x, y) for x, y in zip(xs, ys, strict=True)]
+        )
 
     def torch_epoch():
         return np.array([torch_step(x, y) for x, y in zip(xs, ys, strict=True)])
@@ -310,25 +331,32 @@ def confusion_matrix(y_true, y_pred, k=10):
     array([[1, 0],
            [1, 1]])
     """
-    return np.bincount(k * np.asarray(y_true) + np.asarray(y_pred), minlength=k * k).reshape(k, k)
+    return np.bincount(
+        k * np.asarray(y_true) + np.asarray(y_pred), minlength=k * k
+    ).reshape(k, k)
 
 
 def feature_maps(net, image):
     """What each layer of ``net`` makes of one ``(1, 8, 8)`` image.
 
-    Returns a list of ``(name, array)``: the input, then every layer's output for this
-    image (``(C, H, W)`` maps, or the ``(10,)`` logits at the end).
+    Returns ``[image, out_0, out_1, ...]``: the input, then the output of ``net[k]`` for
+    this image (``(C, H, W)`` maps, or the ``(10,)`` logits at the end).
+
+    Examples
+    --------
+    >>> [a.shape for a in feature_maps(network(), np.zeros((1, 8, 8)))]
+    [(1, 8, 8), (16, 8, 8), (16, 8, 8), (32, 4, 4), (32, 4, 4), (10, 1, 1), (10,)]
     """
     x = image[None]  # (1, 1, 8, 8)
-    maps = [("input", image)]
+    maps = [image]
     for layer in net.layers:
         x = layer(x)
-        maps.append((repr(layer).split("(")[0], x[0]))
+        maps.append(x[0])
     return maps
 
 
 class LiveCurves:
-    """An ``on_epoch`` callback: :func:`plot_history`, redrawn in place after each epoch.
+    """An ``on_epoch`` callback: :func:`plot_history` redrawn in place after each epoch.
 
     In a Jupyter kernel the figure grows as the network trains; the last drawing, made
     from the finished history, is what stays in the page (the static figure of the built
@@ -345,7 +373,9 @@ class LiveCurves:
         from IPython.display import display
 
         self.figure = plot_history(history, epochs=self.epochs)
-        plt.close(self.figure)  # shown by the display below, not again at the cell's end
+        plt.close(
+            self.figure
+        )  # shown by the display below, not again at the cell's end
         if self._handle is None:
             self._handle = display(self.figure, display_id=True)
         else:
@@ -356,8 +386,13 @@ def _grid(n, ncols, size, **kwargs):
     import matplotlib.pyplot as plt
 
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * 1.15),
-                             squeeze=False, **kwargs)  # fmt: skip
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(size * ncols, size * nrows * 1.15),
+        squeeze=False,
+        **kwargs,
+    )
     for ax in axes.flat:
         ax.set_axis_off()
     return fig, axes.flat
@@ -365,7 +400,7 @@ def _grid(n, ncols, size, **kwargs):
 
 def plot_digits(images, labels, predicted=None, *, ncols=10):
     """Digits in a grid, titled with their label, or ``label -> prediction``."""
-    fig, axes = _grid(len(images), ncols, 0.9)
+    fig, axes = _grid(len(images), min(ncols, max(len(images), 1)), 0.9)
     for k, (ax, image) in enumerate(zip(axes, images, strict=False)):
         ax.imshow(image.reshape(8, 8), cmap="gray_r", vmin=0, vmax=1)
         if predicted is None:
@@ -386,23 +421,42 @@ def plot_history(history, *, epochs=None):
     acc = np.asarray(history["test_accuracy"])
     epochs = epochs or max(len(acc), 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
-    ax_loss.plot(np.arange(1, len(loss) + 1) / per, loss, color=PALETTE["gradient"],
-                 lw=0.6, alpha=0.5, label="each step")  # fmt: skip
+    ax_loss.plot(
+        np.arange(1, len(loss) + 1) / per,
+        loss,
+        color=PALETTE["gradient"],
+        lw=0.6,
+        alpha=0.5,
+        label="each step",
+    )
     done = len(loss) // per
     means = loss[: done * per].reshape(done, per).mean(axis=1)
-    ax_loss.plot(np.arange(1, done + 1), means, "o-", color=PALETTE["highlight"], ms=3,
-                 label="mean of the epoch")  # fmt: skip
+    ax_loss.plot(
+        np.arange(1, done + 1),
+        means,
+        "o-",
+        color=PALETTE["highlight"],
+        ms=3,
+        label="mean of the epoch",
+    )
     ax_loss.set(yscale="log", xlim=(0, epochs), xlabel="epoch", title="training loss")
     ax_loss.legend(fontsize=8)
-    ax_acc.plot(np.arange(1, len(acc) + 1), 100 * acc, "o-", color=PALETTE["output"], ms=3)
-    ax_acc.set(xlim=(0, epochs), ylim=(80, 100), xlabel="epoch", ylabel="%",
-               title="test accuracy")  # fmt: skip
+    ax_acc.plot(
+        np.arange(1, len(acc) + 1), 100 * acc, "o-", color=PALETTE["output"], ms=3
+    )
+    ax_acc.set(
+        xlim=(0, epochs),
+        ylim=(80, 100),
+        xlabel="epoch",
+        ylabel="%",
+        title="test accuracy",
+    )
     ax_acc.grid(alpha=0.3)
     return fig
 
 
 def plot_filters(w):
-    """The first layer's ``(F, 1, KH, KW)`` filters, one small image each (blue < 0 < red)."""
+    """The first layer's ``(F, 1, KH, KW)`` filters, one image each (blue < 0 < red)."""
     lim = np.abs(w).max()
     fig, axes = _grid(len(w), 8, 0.9)
     for f, ax in zip(range(len(w)), axes, strict=False):
@@ -417,9 +471,14 @@ def plot_feature_maps(net, image, label=None):
 
     from .plotting import PALETTE
 
-    maps = dict((k, v) for k, v in enumerate(feature_maps(net, image)))
-    stages = [(k, v) for k, (name, v) in maps.items() if name == "ReLU"]
-    logits = maps[len(maps) - 1][1]
+    maps = feature_maps(net, image)
+    # the maps after each ReLU, titled with the convolution before it
+    stages = [
+        (net[k - 1], maps[k + 1])
+        for k, layer in enumerate(net.layers)
+        if isinstance(layer, ReLU)
+    ]
+    logits = maps[-1]
     fig = plt.figure(figsize=(9, 6), layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[1, 3.2])
     ax_in, ax_out = left.subplots(2, 1, height_ratios=[1, 1.2])
@@ -429,12 +488,17 @@ def plot_feature_maps(net, image, label=None):
     probs = np.exp(logits - logits.max())
     probs /= probs.sum()
     ax_out.barh(np.arange(10), probs, color=PALETTE["output"])
-    ax_out.set(yticks=range(10), xlim=(0, 1), xlabel="softmax", title="10 logits → p")
+    ax_out.set(yticks=range(10), xlim=(0, 1), xlabel="softmax of the 10 logits")
+    ax_out.set_title("the network's answer", fontsize=9)
     ax_out.invert_yaxis()
-    rows = right.subfigures(len(stages), 1, height_ratios=[len(v) // 8 for _, v in stages])
-    for row, (k, v) in zip(rows, stages, strict=True):
-        row.suptitle(f"after layer {k} (ReLU): {v.shape[0]} maps of {v.shape[1]}x{v.shape[2]}",
-                     fontsize=9)  # fmt: skip
+    rows = right.subfigures(len(stages), 1, height_ratios=[len(v) for _, v in stages])
+    for row, (conv, v) in zip(rows, stages, strict=True):
+        (kh, kw), (sh, _) = conv.kernel_size, conv.stride
+        row.suptitle(
+            f"{kh}x{kw} conv, stride {sh}, then ReLU: "
+            f"{v.shape[0]} maps of {v.shape[1]}x{v.shape[2]}",
+            fontsize=9,
+        )
         for c, ax in enumerate(row.subplots(len(v) // 8, 8).flat):
             ax.imshow(v[c], cmap="magma", vmin=0)
             ax.set_axis_off()
@@ -451,8 +515,20 @@ def plot_confusion(y_true, y_pred, ax=None):
     ax.imshow(np.log1p(counts), cmap="Greens")
     for (t, p), c in np.ndenumerate(counts):
         if c:
-            ax.text(p, t, c, ha="center", va="center", fontsize=8,
-                    color="white" if t == p else "black")  # fmt: skip
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true digit",
-           title=f"test set: {np.trace(counts)} of {counts.sum()} right")  # fmt: skip
+            ax.text(
+                p,
+                t,
+                c,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if t == p else "black",
+            )
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true digit",
+        title=f"test set: {np.trace(counts)} of {counts.sum()} right",
+    )
     return ax.figure
