@@ -15,7 +15,7 @@ from .conv import (
 )
 from .gradcheck import compare, numeric_vjp, rel_error
 from .layers import Conv2D
-from .nn import SGD, Flatten, ReLU, Sequential, log_softmax, softmax_cross_entropy
+from .nn import SGD, Flatten, ReLU, Sequential, log_softmax, softmax_cross_entropy, to_torch
 from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .reference import conv2d_backward_reference, conv2d_forward_reference
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
@@ -72,5 +72,6 @@ __all__ = [
     "show_source",
     "softmax_cross_entropy",
     "swap_in_out",
+    "to_torch",
     "window_view",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "train_step",
     "fit",
     "train",
+    "torch_step",
     "train_torch",
     "predict",
     "accuracy",
@@ -248,7 +249,8 @@ def train(net, data, *, lr=LR, momentum=MOMENTUM, **kwargs):
     return fit(lambda x, y: train_step(net, opt, x, y), net, data, **kwargs)
 
 
-def _torch_step(model, opt):
+def torch_step(model, opt):
+    """:func:`train_step` in PyTorch, as a ``step(x, y) -> loss`` for :func:`fit`."""
     import torch
     import torch.nn.functional as F
 
@@ -267,7 +269,7 @@ def train_torch(model, data, *, lr=LR, momentum=MOMENTUM, **kwargs):
     import torch
 
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    return fit(_torch_step(model, opt), model, data, **kwargs)
+    return fit(torch_step(model, opt), model, data, **kwargs)
 
 
 def epoch_fns(
@@ -307,7 +309,7 @@ def epoch_fns(
     xs = [data.x_train[idx] for idx in order]
     ys = [data.y_train[idx] for idx in order]
     opt = SGD(net.parameters(), lr=lr, momentum=momentum)
-    torch_step = _torch_step(
+    step_t = torch_step(
         model, torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     )
 
@@ -317,7 +319,7 @@ def epoch_fns(
         )
 
     def torch_epoch():
-        return np.array([torch_step(x, y) for x, y in zip(xs, ys, strict=True)])
+        return np.array([step_t(x, y) for x, y in zip(xs, ys, strict=True)])
 
     return convbook_epoch, torch_epoch
 
