@@ -422,7 +422,9 @@ def plot_history(history, *, epochs=None):
     loss = np.asarray(history["loss"])
     acc = np.asarray(history["test_accuracy"])
     epochs = epochs or max(len(acc), 1)
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(8, 3))
+    # fixed margins, not a constrained layout: redrawn every epoch, it must draw fast
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.22)
     ax_loss.plot(
         np.arange(1, len(loss) + 1) / per,
         loss,

@@ -114,8 +114,10 @@ class Sequential:
         return x
 
     def backward(self, dout):
-        """Back through every layer; returns ``dx`` of the first (``None`` if it has
-        ``input_grad=False``)."""
+        """Back through every layer, last first; returns the first layer's ``dx``.
+
+        That is ``None`` when the first layer was built with ``input_grad=False``.
+        """
         for k in reversed(range(len(self.layers))):
             dout = self.layers[k].backward(dout)
             if dout is None and k > 0:
