@@ -233,7 +233,7 @@ def fit(
         if bar is not None:
             bar.update(len(epoch))
             bar.set_postfix(
-                loss=f"{history['loss'][-1]:.3f}",
+                loss=f"{history['loss'][-1]:.3g}",
                 test_accuracy=f"{history['test_accuracy'][-1]:.3f}",
             )
         if on_epoch is not None:
