@@ -137,3 +137,12 @@ def test_compare_two_runs(quick_result, tmp_path):
     a.write_text(json.dumps(quick_result))
     b.write_text(json.dumps(newer))
     assert bench.main(["--compare", str(a), str(b)]) == text
+
+
+def test_digits_epoch_row():
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    d = bench.run_digits(repeat=1, methods=("auto",), settle=0)
+    assert d["steps"] == 45 and d["torch_s"] > 0
+    row = d["auto"]
+    assert row["epoch_s"] > 0 and row["ratio_min"] <= row["ratio"] <= row["ratio_max"]

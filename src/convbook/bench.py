@@ -247,7 +247,53 @@ def _torch_fns(shape, x, w, b, dout, threads):
     return fwd, train, torch.__version__
 
 
-def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memory=True, log=None):
+def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None):
+    """Time one training epoch of the digits network, convbook's against PyTorch's.
+
+    The network of the chapter "Train a network with your layer"
+    (:func:`convbook.digits.network`), float32, the BLAS's threads and as many for
+    PyTorch; interleaved rounds (PyTorch first), the ratio in each round.
+
+    Returns
+    -------
+    dict or None
+        ``{"steps", "torch_s", <method>: {"epoch_s", "ratio", "ratio_min", "ratio_max"}}``;
+        ``None`` without PyTorch or scikit-learn.
+    """
+    try:
+        import torch
+
+        from . import digits
+    except ImportError:
+        return None
+    log = log or (lambda *a: None)
+    torch.set_num_threads(_blas_threads())
+    epochs = {"torch": None}
+    for m in methods:
+        ours, theirs = digits.epoch_fns(np.float32, method=m)
+        epochs[m], epochs["torch"] = ours, epochs["torch"] or theirs
+    steps = len(epochs["torch"]())  # also the warm-up
+    for m in methods:
+        epochs[m]()
+    times = {k: [] for k in epochs}
+    for _ in range(repeat):
+        for k, fn in epochs.items():
+            time.sleep(settle)
+            times[k].append(_timeit(fn))
+    out = {"steps": steps, "torch_s": float(np.median(times["torch"]))}
+    for m in methods:
+        ratios = [a / b for a, b in zip(times[m], times["torch"], strict=True)]
+        out[m] = {
+            "epoch_s": float(np.median(times[m])),
+            "ratio": float(np.median(ratios)),
+            "ratio_min": float(np.min(ratios)),
+            "ratio_max": float(np.max(ratios)),
+        }
+    log("  digits epoch: done")
+    return out
+
+
+def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memory=True, log=None, digits=None):
     """Run the benchmark; return a JSON-ready dict (see the module docstring).
 
     Parameters
@@ -392,6 +438,10 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
             "best_train": min(ours, key=lambda k: rows[k]["train_s"]),
         }
         log(f"  {name} {shape}: done")
+    if digits is None:
+        digits = not quick
+    if digits:
+        result["digits"] = run_digits(repeat=repeat, methods=("auto", "strided"), log=log)
     result["machine"]["loadavg_end"] = _loadavg()
     return result
 
@@ -477,6 +527,18 @@ def format_table(result):
             f"the input (im2col matrix {s['im2col_matrix_x']:.2f}x, output "
             f"{s['output_x']:.2f}x)"
         )
+    d = result.get("digits")
+    if d:
+        lines.append(
+            f"digits network, one training epoch ({d['steps']} steps of 32, float32): "
+            f"torch {d['torch_s'] * 1e3:.1f} ms"
+        )
+        for meth, r in d.items():
+            if isinstance(r, dict):
+                lines.append(
+                    f"{'':<8} {meth:<9} {r['epoch_s'] * 1e3:>8.1f} ms, ratio "
+                    f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
+                )
     return "\n".join(lines)
 
 

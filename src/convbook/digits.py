@@ -105,7 +105,7 @@ def load(*, test_size=0.2, seed=0, dtype=np.float64):
     return Digits(x_train, y_train, x_test, y_test)
 
 
-def network(*, rng=0, dtype=np.float64, method="strided"):
+def network(*, rng=0, dtype=np.float64, method="auto"):
     """The all-convolutional classifier: 8x8 digit in, 10 logits out.
 
     Parameters
@@ -275,7 +275,7 @@ def train_torch(model, data, *, lr=LR, momentum=MOMENTUM, **kwargs):
 def epoch_fns(
     dtype=np.float32,
     *,
-    method="strided",
+    method="auto",
     batch_size=BATCH_SIZE,
     lr=LR,
     momentum=MOMENTUM,
