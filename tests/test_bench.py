@@ -106,9 +106,34 @@ def test_plots_and_memory_table_read_the_result(quick_result):
     fwd = [b.get_height() for b in fig.axes[0].patches]
     assert fwd == [bench.best_ratio(r, n, "forward_ratio") for n in ("q1", "q2")]
     assert bench.best_ratio(r, "q1", "train_ratio") == min(
-        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in ("tutorial", "strided", "winograd")
+        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in bench.FAST_METHODS
         if m in r["shapes"]["q1"]["methods"])
     plt.close(fig)
     table = bench.format_memory(r).splitlines()
     assert table[0].split()[:3] == ["shape", "im2col", "matrix"] and len(table) == len(r["shapes"]) + 2
     assert set(bench.TARGETS) == set(bench.SHAPES)
+
+
+def test_ratios_are_medians_of_rounds_with_their_spread(quick_result):
+    for s in quick_result["shapes"].values():
+        assert s["best_forward"] != "auto" and s["best_train"] != "auto"
+        for row in s["methods"].values():
+            for kind in ("forward", "train"):
+                low, mid, high = (row[f"{kind}_ratio{x}"] for x in ("_min", "", "_max"))
+                assert 0 < low <= mid <= high
+            assert row["max_rel_diff"] < 1e-3 and row["train_max_rel_diff"] < 1e-3
+    text = bench.format_table(quick_result)
+    assert "(min-max)" in text and "load average" in text
+
+
+def test_compare_two_runs(quick_result, tmp_path):
+    newer = json.loads(json.dumps(quick_result))
+    row = newer["shapes"]["q1"]["methods"]["strided"]
+    row["forward_ratio"] = 2 * quick_result["shapes"]["q1"]["methods"]["strided"]["forward_ratio"]
+    text = bench.compare(quick_result, newer)
+    strided = [line for line in text.splitlines() if line.startswith("q1") and "strided" in line]
+    assert len(strided) == 1 and "+100%" in strided[0]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(quick_result))
+    b.write_text(json.dumps(newer))
+    assert bench.main(["--compare", str(a), str(b)]) == text

@@ -97,8 +97,7 @@ def _dispatch(method, pass_, x_shape, w_shape, p, *, m=None, route=None):
     kwargs = {}
     if method == "winograd":
         winograd.check(w_shape, p)
-        if pass_ != "grad_weight":
-            kwargs["m"] = m or 4
+        kwargs["m"] = m or 4
     if pass_ == "grad_input" and route is not None:
         if method == "reference":
             raise ValueError(

@@ -457,6 +457,8 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), "col2im"
     if pass_ == "grad_weight":
+        if _winograd_fits(w_shape, p) and big_enough:
+            return "winograd", None
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), None
     raise ValueError(
