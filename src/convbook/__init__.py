@@ -6,6 +6,7 @@ weight ``(F, C // groups, KH, KW)``.
 
 from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .conv import (
+    METHOD_NAMES,
     METHODS,
     ROUTES,
     conv2d_backward,
@@ -53,6 +54,7 @@ def __dir__():
 
 __all__ = [
     "METHODS",
+    "METHOD_NAMES",
     "ROUTES",
     "Conv2D",
     "ConvParams",

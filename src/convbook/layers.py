@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .conv import (
-    METHODS,
+    METHOD_NAMES,
     conv2d_backward,
     conv2d_forward,
     conv2d_grad_bias,
@@ -162,8 +162,8 @@ class Conv2D:
             )
         if not isinstance(bias, (bool, np.bool_)):
             raise TypeError(f"bias must be True or False, got {bias!r}")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if method not in METHOD_NAMES:
+            raise ValueError(f"method must be one of {METHOD_NAMES}, got {method!r}")
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"dtype must be a float dtype, got {dtype}")

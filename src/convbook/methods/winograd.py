@@ -68,7 +68,8 @@ def forward(x, w, b, params, *, m=4, out=None):
     th, tw = -(-oh // m), -(-ow // m)
     bytes_per_sample = (m + 2) ** 2 * c * th * tw * x.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / bytes_per_sample))
-    per = min(per, -(-n // engine.n_threads(opts)))
+    macs = n * f * c * oh * ow * 9
+    per = engine.split_for_threads(n, per, macs, opts)
 
     def work(lo, hi):
         xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
@@ -82,7 +83,7 @@ def forward(x, w, b, params, *, m=4, out=None):
     # ms without).
     with engine.blas_single_thread():
         u = weight_transform(w, m)  # (alpha^2, F, C)
-        engine.over_samples(n, per, n * f * c * oh * ow * 9, work, opts)
+        engine.over_samples(n, per, macs, work, opts)
     return out
 
 
@@ -105,11 +106,12 @@ def grad_weight(dout, x, w_shape, params, *, m=4):
     th, tw = -(-oh // m), -(-ow // m)
     tile_bytes = (m + 2) ** 2 * (c + f) * th * tw * x.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / tile_bytes))
-    per = min(per, -(-n // engine.n_threads(opts)))
+    macs = n * f * c * oh * ow * 9
+    per = engine.split_for_threads(n, per, macs, opts)
 
     def work(lo, hi):
         xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
         return tiles_grad_weight(xp, dout[lo:hi], m)
 
-    dw = engine.over_samples(n, per, n * f * c * oh * ow * 9, work, opts)
+    dw = engine.over_samples(n, per, macs, work, opts)
     return np.zeros(w_shape, dtype=x.dtype) if dw is None else dw
