@@ -6,7 +6,7 @@
 #   make lab             JupyterLab on book/ with the project's kernel
 #   make translations    extract the English messages, update locale/*/ catalogs, show status
 #   make clean           remove build outputs (keeps .venv);  make distclean  also removes .venv
-#   TORCH=1              also install torch==2.13.0 (CPU; optional cross-checks and benchmarks)
+#   TORCH=0              skip torch==2.13.0 (CPU), which is installed by default for the PyTorch checks
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -17,9 +17,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.convbook-installed
-TORCH ?= 0
+TORCH ?= 1
 TORCH_VERSION := 2.13.0
 TORCH_STAMP := $(VENV)/.torch-$(TORCH_VERSION)-installed
+# Extra pip arguments for the torch install. PyPI's Linux wheel of torch is the CUDA build (GBs of
+# nvidia-* dependencies); where no CPU wheel is at hand (pip's find-links), PyTorch's CPU index gives
+# the CPU build: make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" ...
+TORCH_PIP_ARGS ?=
 HTML := _build/html
 T0 := $(shell date +%s)
 
@@ -65,7 +69,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	@touch $@
 
 $(TORCH_STAMP): | $(VENV)/bin/python
-	$(call step,install torch $(TORCH_VERSION),$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)")
+	$(call step,install torch $(TORCH_VERSION),$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "torch==$(TORCH_VERSION)")
 	@touch $@
 
 install: $(STAMP) $(if $(filter 1 yes true,$(TORCH)),$(TORCH_STAMP))

@@ -108,13 +108,46 @@ def test_plots_and_memory_table_read_the_result(quick_result):
     fwd = [b.get_height() for b in fig.axes[0].patches]
     assert fwd == [bench.best_ratio(r, n, "forward_ratio") for n in ("q1", "q2")]
     assert bench.best_ratio(r, "q1", "train_ratio") == min(
-        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in ("tutorial", "strided", "winograd")
+        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in bench.FAST_METHODS
         if m in r["shapes"]["q1"]["methods"])
     plt.close(fig)
     table = bench.format_memory(r).splitlines()
     assert table[0].split()[:3] == ["shape", "im2col", "matrix"] and len(table) == len(r["shapes"]) + 2
     assert set(bench.TARGETS) == set(bench.SHAPES)
 
+
+def test_ratios_are_medians_of_rounds_with_their_spread(quick_result):
+    for s in quick_result["shapes"].values():
+        assert s["best_forward"] != "auto" and s["best_train"] != "auto"
+        for row in s["methods"].values():
+            for kind in ("forward", "train"):
+                low, mid, high = (row[f"{kind}_ratio{x}"] for x in ("_min", "", "_max"))
+                assert 0 < low <= mid <= high
+            assert row["max_rel_diff"] < 1e-3 and row["train_max_rel_diff"] < 1e-3
+    text = bench.format_table(quick_result)
+    assert "(min-max)" in text and "load average" in text
+
+
+def test_compare_two_runs(quick_result, tmp_path):
+    newer = json.loads(json.dumps(quick_result))
+    row = newer["shapes"]["q1"]["methods"]["strided"]
+    row["forward_ratio"] = 2 * quick_result["shapes"]["q1"]["methods"]["strided"]["forward_ratio"]
+    text = bench.compare(quick_result, newer)
+    strided = [line for line in text.splitlines() if line.startswith("q1") and "strided" in line]
+    assert len(strided) == 1 and "+100%" in strided[0]
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(quick_result))
+    b.write_text(json.dumps(newer))
+    assert bench.main(["--compare", str(a), str(b)]) == text
+
+
+def test_digits_epoch_row():
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    d = bench.run_digits(repeat=1, methods=("auto",), settle=0)
+    assert d["steps"] == 45 and d["torch_s"] > 0
+    row = d["auto"]
+    assert row["epoch_s"] > 0 and row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
 
 
 class _Cells(html.parser.HTMLParser):
@@ -175,10 +208,11 @@ def test_html_table_has_a_row_per_layer_and_method(quick_result):
                 assert row[0] == name + s["label"].replace("->", "→")
                 row = row[1:]
             v = s["methods"][meth]
+            spread = f"({v['forward_ratio_min']:.2f}–{v['forward_ratio_max']:.2f})"
             assert row == [
                 meth,
                 f"{v['forward_s'] * 1e3:.2f}",
-                f"{v['forward_ratio']:.2f}",
+                f"{v['forward_ratio']:.2f} {spread}",
                 f"{v['train_s'] * 1e3:.2f}",
                 f"{100 * v['train_peak_fraction']:.0f}",
             ]
@@ -199,11 +233,12 @@ def test_html_table_takes_what_the_result_holds():
         "best_train": "strided",
         "methods": {"torch": row, "mystery": row, "strided": row},
     }
-    new = {  # a newer one: "wide" and Winograd; memory figures for one method only
+    new = {  # a newer one: "wide", Winograd and "auto"; memory for one method only
         "label": "(1, 2->3, 8, 3, 1, 1)",
         "best_forward": "winograd",
         "best_train": "wide",
         "methods": {
+            "auto": row,
             "winograd": row,
             "wide": dict(row, forward_peak_mem_x=1.25),
             "tutorial": row,
@@ -212,9 +247,12 @@ def test_html_table_takes_what_the_result_holds():
     cols = ("forward_s", "forward_peak_mem_x")
     table = bench.html_table({"shapes": {"x": old, "y": new}}, cols)
     body = _parse(table).rows[1:]
-    methods = ["strided", "torch", "mystery", "tutorial", "wide", "winograd"]
+    methods = ["strided", "torch", "mystery", "tutorial", "wide", "winograd", "auto"]
     assert [r[-3] for r in body] == methods
-    assert [r[-1] for r in body] == ["–", "–", "–", "–", "1.25", "–"]
+    assert [r[-1] for r in body] == ["–", "–", "–", "–", "1.25", "–", "–"]
+    # a ratio without its spread (a run made before the spread was stored) is the ratio
+    ratios = _parse(bench.html_table({"shapes": {"x": old}}, ("forward_ratio",))).rows
+    assert [r[-1] for r in ratios[1:]] == ["2.00", "2.00", "2.00"]
     with pytest.raises(ValueError, match=r"\['speed'\] are not in bench.HTML_COLUMNS"):
         bench.html_table({"shapes": {"x": old}}, ("forward_s", "speed"))
 

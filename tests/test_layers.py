@@ -1,4 +1,5 @@
-"""Conv2D: gradient-checked end to end, compared with torch.nn.Conv2d, inputs untouched, clear errors."""
+"""Conv2D: gradient-checked end to end, compared with torch.nn.Conv2d, inputs untouched,
+clear errors, and what a torch user expects (argument order, dtype, no dx)."""
 
 import numpy as np
 import pytest
@@ -11,11 +12,28 @@ SETTINGS = [
     pytest.param(2, 3, 3, {}, (2, 2, 5, 6), id="plain"),
     pytest.param(3, 4, (2, 3), dict(padding=1), (1, 3, 5, 5), id="padding-even-kernel"),
     pytest.param(2, 2, 3, dict(stride=2), (1, 2, 8, 7), id="stride-unused-rows"),
-    pytest.param(2, 3, 2, dict(dilation=2, padding=(1, 0)), (2, 2, 6, 6), id="dilation"),
-    pytest.param(4, 6, 3, dict(groups=2, padding="same"), (1, 4, 5, 5), id="groups-same"),
-    pytest.param(3, 3, 3, dict(groups=3, stride=(2, 1), bias=False), (2, 3, 7, 6), id="depthwise-nobias"),
-    pytest.param(4, 4, (3, 2), dict(groups=2, stride=2, dilation=(1, 2), padding=(2, 1), method="tutorial"),
-                 (1, 4, 7, 8), id="everything-im2col"),
+    pytest.param(
+        2, 3, 2, dict(dilation=2, padding=(1, 0)), (2, 2, 6, 6), id="dilation"
+    ),
+    pytest.param(
+        4, 6, 3, dict(groups=2, padding="same"), (1, 4, 5, 5), id="groups-same"
+    ),
+    pytest.param(
+        3,
+        3,
+        3,
+        dict(groups=3, stride=(2, 1), bias=False),
+        (2, 3, 7, 6),
+        id="depthwise-nobias",
+    ),
+    pytest.param(
+        4,
+        4,
+        (3, 2),
+        dict(groups=2, stride=2, dilation=(1, 2), padding=(2, 1), method="tutorial"),
+        (1, 4, 7, 8),
+        id="everything-im2col",
+    ),
 ]
 
 
@@ -75,9 +93,13 @@ def test_matches_torch_conv2d(cin, cout, k, kwargs, x_shape):
     dx = layer.backward(dout)
     out_t.backward(torch.from_numpy(dout))
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(layer.dw, ref.weight.grad.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        layer.dw, ref.weight.grad.numpy(), rtol=1e-12, atol=1e-12
+    )
     if layer.b is not None:
-        np.testing.assert_allclose(layer.db, ref.bias.grad.numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            layer.db, ref.bias.grad.numpy(), rtol=1e-12, atol=1e-12
+        )
     assert repr(layer).replace("Conv2D", "Conv2d") == repr(ref)
 
 
@@ -87,9 +109,13 @@ def test_default_init_matches_pytorch_bounds():
     assert layer.w.shape == (8, 3, 3, 2) and layer.b.shape == (8,)
     for p in layer.parameters():
         assert np.abs(p).max() <= bound
-        assert np.abs(p).max() > 0.8 * bound  # really spread over the interval, not a narrower one
+        assert (
+            np.abs(p).max() > 0.8 * bound
+        )  # really spread over the interval, not a narrower one
     big = Conv2D(16, 64, 3, rng=0)
-    assert abs(big.w.std() - 1 / np.sqrt(3) / np.sqrt(16 * 9)) < 0.02 * big.w.std()  # std of U(-a, a) = a/sqrt(3)
+    assert (
+        abs(big.w.std() - 1 / np.sqrt(3) / np.sqrt(16 * 9)) < 0.02 * big.w.std()
+    )  # std of U(-a, a) = a/sqrt(3)
     np.testing.assert_array_equal(Conv2D(2, 2, 3, rng=5).w, Conv2D(2, 2, 3, rng=5).w)
     assert Conv2D(2, 2, 3, dtype=np.float32, rng=0).w.dtype == np.float32
 
@@ -121,7 +147,7 @@ def test_gradients_are_set_not_accumulated_and_zero_grad():
     layer.backward(dout)
     first = [g.copy() for g in layer.grads()]
     layer.backward(dout)
-    for g, g0 in zip(layer.grads(), first):
+    for g, g0 in zip(layer.grads(), first, strict=True):
         np.testing.assert_array_equal(g, g0)  # overwritten, not doubled
     layer.zero_grad()
     assert all(not g.any() for g in layer.grads())
@@ -137,7 +163,7 @@ def test_sgd_step_through_parameters_updates_the_layer():
         out = layer(x)
         losses.append(0.5 * np.sum((out - target) ** 2))
         layer.backward(out - target)
-        for p, g in zip(layer.parameters(), layer.grads()):
+        for p, g in zip(layer.parameters(), layer.grads(), strict=True):
             p -= 0.01 * g
     assert losses[-1] < 0.5 * losses[0]
 
@@ -172,10 +198,159 @@ def test_errors():
 
 
 def test_repr():
-    assert repr(Conv2D(3, 8, 3, rng=0)) == "Conv2D(3, 8, kernel_size=(3, 3), stride=(1, 1))"
-    assert repr(Conv2D(4, 4, (3, 1), stride=2, padding=(1, 0), dilation=2, groups=4, bias=False, rng=0)) == (
-        "Conv2D(4, 4, kernel_size=(3, 1), stride=(2, 2), padding=(1, 0), dilation=(2, 2), groups=4, bias=False)"
+    assert (
+        repr(Conv2D(3, 8, 3, rng=0))
+        == "Conv2D(3, 8, kernel_size=(3, 3), stride=(1, 1))"
+    )
+    assert repr(
+        Conv2D(
+            4,
+            4,
+            (3, 1),
+            stride=2,
+            padding=(1, 0),
+            dilation=2,
+            groups=4,
+            bias=False,
+            rng=0,
+        )
+    ) == (
+        "Conv2D(4, 4, kernel_size=(3, 1), stride=(2, 2), padding=(1, 0), "
+        "dilation=(2, 2), groups=4, bias=False)"
     )
     assert repr(Conv2D(1, 1, 3, padding="same", method="tutorial", rng=0)) == (
-        "Conv2D(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same, method='tutorial')"
+        "Conv2D(1, 1, kernel_size=(3, 3), stride=(1, 1), padding=same, "
+        "method='tutorial')"
     )
+
+
+# --------------------------------------------------------------------------------------
+# Conv2D as a user of torch.nn.Conv2d expects it
+
+
+def test_positional_arguments_in_torchs_order():
+    # in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+    assert repr(Conv2D(1, 16, 3, 1, 1, rng=0)) == repr(
+        Conv2D(1, 16, 3, stride=1, padding=1, rng=0)
+    )
+    layer = Conv2D(4, 6, 3, 2, (1, 2), 2, 2, False, rng=0)
+    assert (layer.stride, layer.padding, layer.dilation) == ((2, 2), (1, 2), (2, 2))
+    assert layer.groups == 2 and layer.b is None
+    # the rest is keyword-only
+    with pytest.raises(TypeError):
+        Conv2D(1, 16, 3, 1, 1, 1, 1, True, "tutorial")
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        Conv2D(1, 16, 3, 1, 1, 1, 1, "tutorial")
+
+
+def test_positional_arguments_match_torch():
+    torch = pytest.importorskip("torch")
+    args = (4, 6, 3, 2, 1, 2, 2, False)
+    ours, theirs = Conv2D(*args, rng=0), torch.nn.Conv2d(*args)
+    assert repr(ours).replace("Conv2D", "Conv2d") == repr(theirs)
+    assert ours.w.shape == tuple(theirs.weight.shape)
+
+
+@pytest.mark.parametrize("layer_dtype", [np.float32, np.float64])
+def test_computes_in_its_own_dtype(layer_dtype):
+    rng = np.random.default_rng(0)
+    layer = Conv2D(2, 3, 3, 2, 1, rng=0, dtype=layer_dtype)
+    x = rng.standard_normal((2, 2, 7, 7)).astype(layer_dtype)
+    out = layer(x)
+    dx = layer.backward(np.ones_like(out))
+    for a in (out, dx, layer.dw, layer.db):
+        assert a.dtype == layer_dtype
+
+
+@pytest.mark.parametrize(
+    "layer_dtype, data_dtype",
+    [(np.float32, np.float64), (np.float64, np.float32), (np.float32, np.float16)],
+)
+def test_another_float_dtype_is_refused_naming_both(layer_dtype, data_dtype):
+    layer = Conv2D(2, 3, 3, rng=0, dtype=layer_dtype)
+    x = np.ones((1, 2, 5, 5), dtype=data_dtype)
+    want, got = np.dtype(layer_dtype).name, np.dtype(data_dtype).name
+    with pytest.raises(TypeError, match=rf"x is {got} but the layer is {want}"):
+        layer(x)
+    out = layer(x.astype(layer_dtype))
+    with pytest.raises(TypeError, match=rf"dout is {got} but the layer is {want}"):
+        layer.backward(np.ones(out.shape, dtype=data_dtype))
+    assert layer.dw is None  # nothing was computed
+
+
+@pytest.mark.parametrize("method", ["strided", "tutorial", "reference", "winograd"])
+def test_input_grad_false_skips_dx(method, monkeypatch):
+    import convbook.conv
+    import convbook.layers
+
+    rng = np.random.default_rng(0)
+    kwargs = dict(padding=1, rng=3, method=method)
+    full, first = Conv2D(2, 4, 3, **kwargs), Conv2D(2, 4, 3, input_grad=False, **kwargs)
+    x = rng.standard_normal((3, 2, 6, 5))
+    dout = rng.standard_normal(full.output_shape(x.shape))
+    full(x), first(x)
+    full.backward(dout)
+
+    def no_dx(*args, **kwargs):
+        raise AssertionError("an input gradient was computed")
+
+    monkeypatch.setattr(convbook.layers, "conv2d_backward", no_dx)
+    monkeypatch.setattr(convbook.conv, "conv2d_grad_input", no_dx)
+    assert first.backward(dout) is None
+    np.testing.assert_allclose(first.dw, full.dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first.db, full.db, rtol=1e-12, atol=1e-12)
+    assert first.grads()[0] is first.dw
+
+
+def test_input_grad_false_without_bias():
+    layer = Conv2D(1, 2, 3, bias=False, input_grad=False, rng=0)
+    out = layer(np.ones((1, 1, 4, 4)))
+    assert layer.backward(np.ones_like(out)) is None
+    assert layer.db is None and len(layer.grads()) == 1
+
+
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_empty_batch_forward_and_backward(input_grad):
+    layer = Conv2D(2, 3, 3, 2, 1, rng=0, input_grad=input_grad)
+    x = np.zeros((0, 2, 7, 7))
+    out = layer(x)
+    assert out.shape == (0, 3, 4, 4)
+    dx = layer.backward(np.zeros(out.shape))
+    assert dx is None if not input_grad else dx.shape == x.shape
+    assert layer.dw.shape == layer.w.shape and not layer.dw.any()
+    assert layer.db.shape == (3,) and not layer.db.any()
+
+
+def test_empty_batch_forward():
+    out = Conv2D(2, 3, 3, 2, 1, rng=0)(np.zeros((0, 2, 7, 7)))
+    assert out.shape == (0, 3, 4, 4) and out.dtype == np.float64
+
+
+def test_replacing_weights_keeps_the_layer_true():
+    layer = Conv2D(2, 3, 3, 1, 1, rng=0)
+    w_new = np.ones((3, 2, 3, 3))
+    layer.w = w_new
+    assert layer.w is w_new  # the array itself, as parameters() hands out
+    assert layer.parameters()[0] is w_new
+    x = np.ones((1, 2, 4, 4))
+    np.testing.assert_allclose(layer(x)[0, :, 1, 1] - layer.b, 18.0)
+    text = repr(layer)
+    with pytest.raises(
+        ValueError, match=r"w must have shape \(3, 2, 3, 3\).*\(3, 2, 5, 5\)"
+    ):
+        layer.w = np.ones((3, 2, 5, 5))
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\).*\(4,\)"):
+        layer.b = np.ones(4)
+    with pytest.raises(
+        TypeError, match="w must be float64 like the layer, got float32"
+    ):
+        layer.w = np.ones((3, 2, 3, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match="w must be a numpy array"):
+        layer.w = [[1.0]]
+    assert layer.w is w_new and repr(layer) == text and layer.kernel_size == (3, 3)
+    # removing the bias is a true change, and the repr says so
+    layer.b = None
+    assert repr(layer).endswith("bias=False)") and len(layer.parameters()) == 1
+    layer(x)
+    layer.backward(np.ones((1, 3, 4, 4)))
+    assert layer.db is None and len(layer.grads()) == 1

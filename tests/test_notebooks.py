@@ -30,6 +30,7 @@ PAGES = [
     "book/grad-weight",
     "book/grad-input",
     "book/layer",
+    "book/train",
     "book/bug-zoo",
     "book/fast-im2col",
     "book/winograd",

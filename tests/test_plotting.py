@@ -330,6 +330,48 @@ def test_rot180_tutorial_ways_drawn():
     ) and "(C_out, C_in, k, k): True" in all_text(fig)
 
 
+@pytest.mark.parametrize(
+    "w_shape, groups", [((6, 2, 2, 2), 2), ((4, 1, 3, 3), 4), ((4, 3, 2, 3), 1)]
+)
+def test_swap_in_out_draws_the_turned_grouped_kernel(w_shape, groups):
+    w = np.arange(1.0, 1 + np.prod(w_shape)).reshape(w_shape)
+    w0 = w.copy()
+    fig = P.plot_swap_in_out(w, groups=groups)
+    np.testing.assert_array_equal(w, w0)
+    turned = cb.rot180(cb.swap_in_out(w, groups))
+    f, cg, kh, kw = w_shape
+    assert turned.shape == (cg * groups, f // groups, kh, kw)
+    for k in range(f):
+        for q in range(cg):
+            np.testing.assert_array_equal(as_grid(fig, f"W{k}_{q}", (kh, kw)), w[k, q])
+    for r in range(cg * groups):
+        for q in range(f // groups):
+            np.testing.assert_array_equal(
+                as_grid(fig, f"T{r}_{q}", (kh, kw)), turned[r, q]
+            )
+            # the label names the kernel of w it came from, turned: group g's block
+            g, c = divmod(r, cg)
+            source = w[g * (f // groups) + q, c]
+            np.testing.assert_array_equal(turned[r, q], cb.rot180(source))
+            assert f"w[{g * (f // groups) + q},{c}]" in texts(fig)
+    text = all_text(fig)
+    assert "cb.conv2d_grad_input's ∇X: ✓" in text
+    if groups > 1:
+        plain = (cg, f, kh, kw)
+        assert f"gives {plain}: not a (C, F/G, KH, KW) kernel" in text
+    else:
+        assert "groups == 1: the swap is rot180(w).transpose(1, 0, 2, 3)" in text
+
+
+def test_swap_in_out_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="groups=4 must divide the 6 filters"):
+        P.plot_swap_in_out(np.ones((6, 1, 2, 2)), groups=4)
+    with pytest.raises(ValueError, match=r"w must have shape \(F, C // groups"):
+        P.swap_in_out_data(np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match="readable picture"):
+        P.swap_in_out_data(np.ones((16, 1, 3, 3)), groups=1)
+
+
 @pytest.mark.parametrize("m", [2, 4])
 def test_winograd_tile(m):
     d = P.example((m + 2, m + 2), 7, -3, 4)

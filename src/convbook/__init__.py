@@ -6,6 +6,7 @@ weight ``(F, C // groups, KH, KW)``.
 
 from .columns import col2im, im2col, im2col_loop, im2col_tutorial, window_view
 from .conv import (
+    METHOD_NAMES,
     METHODS,
     ROUTES,
     conv2d_backward,
@@ -19,15 +20,24 @@ from .gradcheck import compare, numeric_vjp, rel_error
 from .kernels import dilate, rot180, rot180_tutorial, swap_in_out
 from .layers import Conv2D
 from .methods.strided import full_conv_border, full_conv_operands
+from .nn import (
+    SGD,
+    Flatten,
+    ReLU,
+    Sequential,
+    log_softmax,
+    softmax_cross_entropy,
+    to_torch,
+)
 from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
 from .source import show_source
 
 __version__ = "0.1.0"
 
-# Submodules with heavier or optional dependencies (matplotlib, ipywidgets) load on
-# first use: `cb.plotting`, `cb.widgets`, ...; `import convbook` itself needs NumPy
-# only.
-_LAZY = ("bench", "bugs", "gpu", "plotting", "widgets", "winograd")
+# Submodules with heavier or optional dependencies (matplotlib, ipywidgets,
+# scikit-learn) load on first use: `cb.plotting`, `cb.widgets`, `cb.digits`, ...;
+# `import convbook` itself needs NumPy only.
+_LAZY = ("bench", "bugs", "digits", "gpu", "plotting", "widgets", "winograd")
 
 
 def __getattr__(name):
@@ -44,10 +54,15 @@ def __dir__():
 
 __all__ = [
     "METHODS",
+    "METHOD_NAMES",
     "ROUTES",
     "Conv2D",
     "ConvParams",
+    "Flatten",
     "OutputShape",
+    "ReLU",
+    "SGD",
+    "Sequential",
     "col2im",
     "compare",
     "conv2d_backward",
@@ -63,12 +78,15 @@ __all__ = [
     "im2col",
     "im2col_loop",
     "im2col_tutorial",
+    "log_softmax",
     "numeric_vjp",
     "options",
     "rel_error",
     "rot180",
     "rot180_tutorial",
     "show_source",
+    "softmax_cross_entropy",
     "swap_in_out",
+    "to_torch",
     "window_view",
 ]

@@ -85,7 +85,7 @@ QUICK_SHAPES = {
     "q2": Shape(2, 4, 4, 9, 3, 2, 0),
 }
 
-CONVBOOK_METHODS = ("reference", "tutorial", "strided", "winograd")
+CONVBOOK_METHODS = ("reference", "tutorial", "strided", "wide", "winograd", "auto")
 #: Pause before each method's turn in a round (seconds), see :func:`run`: OpenBLAS threads spin for up to about
 #: 0.1 s after a call before they sleep.
 SETTLE_S = 0.25
@@ -106,9 +106,10 @@ def _warm(fn, seconds):
 
 
 def _methods_for(shape, quick):
-    methods = ["tutorial", "strided"]
+    methods = ["tutorial", "strided", "wide"]
     if shape.k == 3 and shape.stride == 1:
         methods.append("winograd")
+    methods.append("auto")  # what a call without method= gets
     if quick:
         methods.insert(0, "reference")
     return methods
@@ -247,7 +248,53 @@ def _torch_fns(shape, x, w, b, dout, threads):
     return fwd, train, torch.__version__
 
 
-def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memory=True, log=None):
+def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None):
+    """Time one training epoch of the digits network, convbook's against PyTorch's.
+
+    The network of the chapter "Train a network with your layer"
+    (:func:`convbook.digits.network`), float32, the BLAS's threads and as many for
+    PyTorch; interleaved rounds (PyTorch first), the ratio in each round.
+
+    Returns
+    -------
+    dict or None
+        ``{"steps", "torch_s", <method>: {"epoch_s", "ratio", "ratio_min", "ratio_max"}}``;
+        ``None`` without PyTorch or scikit-learn.
+    """
+    try:
+        import torch
+
+        from . import digits
+    except ImportError:
+        return None
+    log = log or (lambda *a: None)
+    torch.set_num_threads(_blas_threads())
+    epochs = {"torch": None}
+    for m in methods:
+        ours, theirs = digits.epoch_fns(np.float32, method=m)
+        epochs[m], epochs["torch"] = ours, epochs["torch"] or theirs
+    steps = len(epochs["torch"]())  # also the warm-up
+    for m in methods:
+        epochs[m]()
+    times = {k: [] for k in epochs}
+    for _ in range(repeat):
+        for k, fn in epochs.items():
+            time.sleep(settle)
+            times[k].append(_timeit(fn))
+    out = {"steps": steps, "torch_s": float(np.median(times["torch"]))}
+    for m in methods:
+        ratios = [a / b for a, b in zip(times[m], times["torch"], strict=True)]
+        out[m] = {
+            "epoch_s": float(np.median(times[m])),
+            "ratio": float(np.median(ratios)),
+            "ratio_min": float(np.min(ratios)),
+            "ratio_max": float(np.max(ratios)),
+        }
+    log("  digits epoch: done")
+    return out
+
+
+def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memory=True, log=None, digits=None):
     """Run the benchmark; return a JSON-ready dict (see the module docstring).
 
     Parameters
@@ -306,19 +353,22 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
         b = rng.standard_normal(shape.f, dtype=np.float32)
         dout = rng.standard_normal((shape.n, shape.f, oh, oh), dtype=np.float32)
         peak_n, peak = _gemm_peak(shape.forward_flops, repeat, rng)
-        candidates = {m: _convbook_fns(shape, m, x, w, b, dout) for m in _methods_for(shape, quick)}
+        candidates = {}
         torch_fns = _torch_fns(shape, x, w, b, dout, threads)
-        if torch_fns is not None:
+        if torch_fns is not None:  # first in every round: each round's ratios use its time
             result["torch"] = torch_fns[2]
             candidates["torch"] = torch_fns[:2]
+        for m in _methods_for(shape, quick):
+            candidates[m] = _convbook_fns(shape, m, x, w, b, dout)
         # warm-up (and a correctness cross-check against the first method's output)
-        outs, per_kind_repeats, times = {}, {}, {}
+        outs, grads, per_kind_repeats, times = {}, {}, {}, {}
         for m, (fwd, train) in candidates.items():
             t0 = time.perf_counter()
-            out = fwd()
-            outs[m] = np.asarray(out.numpy() if hasattr(out, "numpy") else out, dtype=np.float64)
+            outs[m] = _as_float64(fwd())
             t_fwd = time.perf_counter() - t0
-            t_train = _timeit(train)
+            t0 = time.perf_counter()
+            grads[m] = [_as_float64(g) for g in train()]
+            t_train = time.perf_counter() - t0
             per_kind_repeats[m] = 1 if t_fwd + t_train > 10 else (3 if t_fwd + t_train > 2 else repeat)
             per_kind_repeats[m] = min(per_kind_repeats[m], repeat)
             times[m] = {"forward": [], "train": []}
@@ -332,8 +382,7 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
                     times[m]["forward"].append(_timeit(fwd))
                     times[m]["train"].append(_timeit(train))
         ref_name = "torch" if "torch" in outs else "strided"
-        ref_out = outs[ref_name]
-        scale = max(float(np.abs(ref_out).max()), 1e-30)
+        ref_out, ref_grads = outs[ref_name], grads[ref_name]
         rows = {}
         for m in candidates:
             f_s = float(np.median(times[m]["forward"]))
@@ -349,23 +398,33 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
                 "forward_min_s": float(np.min(times[m]["forward"])),
                 "train_min_s": float(np.min(times[m]["train"])),
                 "runs": len(times[m]["forward"]),
-                "max_rel_diff": float(np.abs(outs[m] - ref_out).max() / scale),
+                # float32 accuracy, relative to the largest entry of the reference's result
+                "max_rel_diff": _rel_diff(outs[m], ref_out),
+                "train_max_rel_diff": max(
+                    _rel_diff(g, r) for g, r in zip(grads[m], ref_grads, strict=True)
+                ),
             }
             if memory and m != "torch":
                 fwd, train = candidates[m]
                 rows[m]["forward_peak_mem_x"] = peak_memory(fwd) / x.nbytes
                 rows[m]["train_peak_mem_x"] = peak_memory(train) / x.nbytes
         if "torch" in rows:
-            base_f, base_t, base = rows["torch"]["forward_s"], rows["torch"]["train_s"], "torch"
+            base = "torch"
         else:
-            base_f = min(v["forward_s"] for k, v in rows.items() if k != "reference")
-            base_t = min(v["train_s"] for k, v in rows.items() if k != "reference")
-            base = "fastest convbook method"
-        result["baseline"] = base
-        for v in rows.values():
-            v["forward_ratio"] = v["forward_s"] / base_f
-            v["train_ratio"] = v["train_s"] / base_t
-        ours = [k for k in rows if k in CONVBOOK_METHODS and k != "reference"]
+            base = min((k for k in rows if k != "reference"), key=lambda k: rows[k]["train_s"])
+        result["baseline"] = "torch" if base == "torch" else "fastest convbook method"
+        for m, v in rows.items():
+            for kind in ("forward", "train"):
+                # the ratio in each round, to the baseline's time in the same round: a
+                # shared machine's slow drifts hit both alike
+                n_runs = min(len(times[m][kind]), len(times[base][kind]))
+                per_round = [
+                    times[m][kind][r] / times[base][kind][r] for r in range(n_runs)
+                ]
+                v[f"{kind}_ratio"] = float(np.median(per_round))
+                v[f"{kind}_ratio_min"] = float(np.min(per_round))
+                v[f"{kind}_ratio_max"] = float(np.max(per_round))
+        ours = [k for k in rows if k in CONVBOOK_METHODS and k not in ("reference", "auto")]
         result["shapes"][name] = {
             "shape": list(shape),
             "label": str(shape),
@@ -380,8 +439,20 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
             "best_train": min(ours, key=lambda k: rows[k]["train_s"]),
         }
         log(f"  {name} {shape}: done")
+    if digits is None:
+        digits = not quick
+    if digits:
+        result["digits"] = run_digits(repeat=repeat, methods=("auto", "strided"), log=log)
     result["machine"]["loadavg_end"] = _loadavg()
     return result
+
+
+def _as_float64(a):
+    return np.asarray(a.numpy() if hasattr(a, "numpy") else a, dtype=np.float64)
+
+
+def _rel_diff(got, want):
+    return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-30))
 
 
 def _loadavg():
@@ -392,43 +463,118 @@ def _loadavg():
 
 
 def format_table(result):
-    """The benchmark result as a plain-text table (one row per shape and method)."""
+    """The benchmark result as a plain-text table (one row per shape and method).
+
+    Ratios are medians of the per-round ratios, with their spread (min-max) over the
+    rounds.
+    """
     lines = []
     m = result["machine"]
     for blas in m["blas"]:
         lines.append(
-            f"BLAS: {blas['library']} {blas['version']} kernel={blas['architecture']} threads={blas['threads']} "
-            f"({blas['filepath']})"
+            f"BLAS: {blas['library']} {blas['version']} kernel={blas['architecture']} "
+            f"threads={blas['threads']} ({blas['filepath']})"
         )
     lines.append(
-        f"numpy {m['numpy']}, torch {result['torch'] or 'not installed'}, {m['cpu_count']} CPUs, "
-        f"{m['platform']}, {result['date']}, float32, medians of up to {result['repeat']} runs"
+        f"numpy {m['numpy']}, torch {result['torch'] or 'not installed'}, "
+        f"{m['cpu_count']} CPUs, {m['platform']}, {result['date']}, float32, "
+        f"{result['repeat']} interleaved rounds"
     )
     env = ", ".join(f"{k}={v}" for k, v in m["env"].items() if v is not None) or "unset"
-    lines.append(f"OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE: {env}; load average start {m.get('loadavg_start')}, "
-                 f"end {m.get('loadavg_end')}")
+    lines.append(
+        f"OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE: {env}; load average at the start "
+        f"{m.get('loadavg_start')}, at the end {m.get('loadavg_end')}"
+    )
     for w in result["warnings"]:
         lines.append("WARNING: " + w)
-    lines.append(f"ratio = time / time of {result['baseline']} (lower is better); %peak = GFLOP/s / float32 GEMM GFLOP/s")
-    head = (f"{'shape':<30} {'method':<10} {'fwd ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}   {'train ms':>9}"
-            f" {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6}  {'mem fwd/train':>13}")
+    lines.append(
+        f"ratio = time / time of {result['baseline']} in the same round: the median "
+        "over the rounds (min-max); %peak = GFLOP/s / float32 GEMM GFLOP/s; "
+        "err = max |difference| / max |reference| (forward, gradients)"
+    )
+    head = (
+        f"{'shape':<8} {'method':<9} {'fwd ms':>8} {'ratio (min-max)':>17} {'%peak':>5}"
+        f"  {'train ms':>8} {'ratio (min-max)':>17} {'%peak':>5}  {'err fwd/grad':>15}"
+        f"  {'mem fwd/train':>13}"
+    )
     lines.append(head)
     lines.append("-" * len(head))
+
+    def ratio(r, kind, star):
+        spread = ""
+        if f"{kind}_ratio_min" in r:
+            spread = f" ({r[f'{kind}_ratio_min']:.2f}-{r[f'{kind}_ratio_max']:.2f})"
+        return f"{r[f'{kind}_ratio']:.2f}{star}{spread}"
+
     for name, s in result["shapes"].items():
-        label = f"{name} {s['label']}"
         for i, (meth, r) in enumerate(s["methods"].items()):
             star_f = "*" if meth == s["best_forward"] else " "
             star_t = "*" if meth == s["best_train"] else " "
+            err = ""
+            if "train_max_rel_diff" in r:
+                err = f"{r['max_rel_diff']:.0e}/{r['train_max_rel_diff']:.0e}"
+            mem = ""
+            if "train_peak_mem_x" in r:
+                mem = f"{r['forward_peak_mem_x']:>5.2f}x/{r['train_peak_mem_x']:>5.2f}x"
             lines.append(
-                f"{label if i == 0 else '':<30} {meth:<10} {r['forward_s'] * 1e3:>9.2f} {r['forward_ratio']:>5.2f}{star_f}"
-                f" {r['forward_gflops']:>8.1f} {100 * r['forward_peak_fraction']:>5.0f}%   {r['train_s'] * 1e3:>9.2f}"
-                f" {r['train_ratio']:>5.2f}{star_t} {r['train_gflops']:>8.1f} {100 * r['train_peak_fraction']:>5.0f}%"
-                + (f"  {r['forward_peak_mem_x']:>5.2f}x/{r['train_peak_mem_x']:>5.2f}x" if "train_peak_mem_x" in r else "")
+                f"{name if i == 0 else '':<8} {meth:<9} {r['forward_s'] * 1e3:>8.2f}"
+                f" {ratio(r, 'forward', star_f):>17} {100 * r['forward_peak_fraction']:>4.0f}%"
+                f"  {r['train_s'] * 1e3:>8.2f} {ratio(r, 'train', star_t):>17}"
+                f" {100 * r['train_peak_fraction']:>4.0f}%  {err:>15}  {mem:>13}"
             )
         lines.append(
-            f"{'':<30} GEMM peak {s['peak_gflops']:.1f} GFLOP/s (n={s['peak_gemm_n']}); * = best convbook method; "
-            f"memory as multiples of the input (im2col matrix {s['im2col_matrix_x']:.2f}x, output {s['output_x']:.2f}x)"
+            f"{'':<8} {s['label']}: GEMM peak {s['peak_gflops']:.1f} GFLOP/s "
+            f"(n={s['peak_gemm_n']}); * = best convbook method; memory as multiples of "
+            f"the input (im2col matrix {s['im2col_matrix_x']:.2f}x, output "
+            f"{s['output_x']:.2f}x)"
         )
+    d = result.get("digits")
+    if d:
+        lines.append(
+            f"digits network, one training epoch ({d['steps']} steps of 32, float32): "
+            f"torch {d['torch_s'] * 1e3:.1f} ms"
+        )
+        for meth, r in d.items():
+            if isinstance(r, dict):
+                lines.append(
+                    f"{'':<8} {meth:<9} {r['epoch_s'] * 1e3:>8.1f} ms, ratio "
+                    f"{r['ratio']:.2f} ({r['ratio_min']:.2f}-{r['ratio_max']:.2f})"
+                )
+    return "\n".join(lines)
+
+
+def compare(old, new):
+    """Two stored runs side by side: each method's ratios in ``old`` and ``new``.
+
+    Parameters
+    ----------
+    old, new : dict
+        Results of :func:`run` (e.g. read from ``--json`` files).
+
+    Returns
+    -------
+    str
+        A plain-text table, one row per shape and method present in both.
+    """
+    lines = [
+        f"old: {old['date']} {old['machine']['platform']}, baseline {old['baseline']}",
+        f"new: {new['date']} {new['machine']['platform']}, baseline {new['baseline']}",
+        f"{'shape':<6} {'method':<9} {'fwd old':>8} {'fwd new':>8} {'change':>7}"
+        f"  {'train old':>9} {'train new':>9} {'change':>7}",
+    ]
+    for name, s_new in new["shapes"].items():
+        s_old = old["shapes"].get(name)
+        if s_old is None:
+            continue
+        for meth, r_new in s_new["methods"].items():
+            r_old = s_old["methods"].get(meth)
+            if r_old is None:
+                continue
+            cells = []
+            for kind in ("forward", "train"):
+                a, b = r_old[f"{kind}_ratio"], r_new[f"{kind}_ratio"]
+                cells.append(f"{a:>8.2f} {b:>8.2f} {100 * (b / a - 1):>+6.0f}%")
+            lines.append(f"{name:<6} {meth:<9} {cells[0]}  {cells[1]}")
     return "\n".join(lines)
 
 
@@ -436,9 +582,16 @@ def format_table(result):
 # Reading a result: pictures and the memory table (the benchmarks chapter draws stored and live runs with these)
 
 #: One colour per method, from the book's Okabe-Ito palette.
-METHOD_COLORS = {"reference": "#CC79A7", "tutorial": "#E69F00", "strided": "#0072B2", "winograd": "#009E73",
-                 "torch": "#555555"}
-FAST_METHODS = ("tutorial", "strided", "winograd")
+METHOD_COLORS = {
+    "reference": "#CC79A7",
+    "tutorial": "#E69F00",
+    "strided": "#0072B2",
+    "wide": "#56B4E9",
+    "winograd": "#009E73",
+    "auto": "#D55E00",
+    "torch": "#555555",
+}
+FAST_METHODS = ("tutorial", "strided", "wide", "winograd")
 
 
 def best_ratio(result, shape, key):
@@ -516,18 +669,22 @@ def format_memory(result):
 # The result as HTML tables, narrow enough for a book page
 
 #: The columns :func:`html_table` can show: a method row's key -> (pass, unit, format).
+#: A ratio column also shows the ratio's spread over the rounds where the row has it
+#: (``<key>_min``, ``<key>_max``).
 HTML_COLUMNS = {
     "forward_s": ("forward", "ms", lambda v: f"{v * 1e3:.2f}"),
     "forward_ratio": ("forward", "ratio", lambda v: f"{v:.2f}"),
     "forward_peak_fraction": ("forward", "% peak", lambda v: f"{100 * v:.0f}"),
     "forward_peak_mem_x": ("forward", "memory", lambda v: f"{v:.2f}"),
+    "max_rel_diff": ("forward", "error", lambda v: f"{v:.0e}"),
     "train_s": ("training step", "ms", lambda v: f"{v * 1e3:.2f}"),
     "train_ratio": ("training step", "ratio", lambda v: f"{v:.2f}"),
     "train_peak_fraction": ("training step", "% peak", lambda v: f"{100 * v:.0f}"),
     "train_peak_mem_x": ("training step", "memory", lambda v: f"{v:.2f}"),
+    "train_max_rel_diff": ("training step", "error", lambda v: f"{v:.0e}"),
 }
 #: The order of the method rows; methods not listed here follow, in the result's order.
-METHOD_ORDER = ("reference", "tutorial", "strided", "wide", "winograd", "torch")
+METHOD_ORDER = ("reference", "tutorial", "strided", "wide", "winograd", "auto", "torch")
 _NUMBER = '<td style="text-align:right;font-variant-numeric:tabular-nums">{}</td>'
 
 
@@ -542,7 +699,8 @@ def html_table(
     Driven by what ``result`` holds: a method that a layer lacks (Winograd on a 5x5
     layer, ``"wide"`` in a run made before it existed) has no row, and a value a row
     lacks shows as a dash. In the time and ratio columns the layer's fastest convbook
-    method (``best_forward``, ``best_train``) is in bold.
+    method (``best_forward``, ``best_train``) is in bold; a ratio is followed by its
+    spread over the rounds (min-max) where the result has it.
 
     Parameters
     ----------
@@ -596,6 +754,9 @@ def html_table(
                 best = s.get("best_forward" if c[:7] == "forward" else "best_train")
                 if value is not None and m == best and c.endswith(("_s", "_ratio")):
                     text = f"<b>{text}</b>"
+                low, high = row.get(c + "_min"), row.get(c + "_max")
+                if value is not None and low is not None and high is not None:
+                    text += f" <small>({low:.2f}–{high:.2f})</small>"
                 cells.append(_NUMBER.format(text))
             layer = ""
             if i == 0:  # the layer's name and shape, once for all its methods
@@ -614,7 +775,18 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per method (median reported)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--quick", action="store_true", help="tiny shapes, including the loop reference (seconds)")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="print two stored runs (--json files) side by side and exit",
+    )
     args = parser.parse_args(argv)
+    if args.compare:
+        with open(args.compare[0]) as a, open(args.compare[1]) as b:
+            text = compare(json.load(a), json.load(b))
+        print(text)
+        return text
     table = QUICK_SHAPES if args.quick else SHAPES
     shapes = tuple(args.shapes.split(",")) if args.shapes else tuple(table)
     for w in _env_warnings():

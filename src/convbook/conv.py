@@ -48,6 +48,7 @@ from .shapes import (
 
 __all__ = [
     "METHODS",
+    "METHOD_NAMES",
     "ROUTES",
     "conv2d_forward",
     "conv2d_backward",
@@ -71,13 +72,14 @@ METHODS = {
     "winograd": winograd,
 }
 ROUTES = ("col2im", "rot180")
-_NAMES = ("auto", *METHODS)
+#: What ``method=`` accepts: "auto" (the default) and the table's methods.
+METHOD_NAMES = ("auto", *METHODS)
 
 
 def _dispatch(method, pass_, x_shape, w_shape, p, *, m=None, route=None):
     """The implementation of one pass, and the keyword arguments it takes."""
-    if method not in _NAMES:
-        raise ValueError(f"method must be one of {_NAMES}, got {method!r}")
+    if method not in METHOD_NAMES:
+        raise ValueError(f"method must be one of {METHOD_NAMES}, got {method!r}")
     if route is not None and route not in ROUTES:
         raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
     if m is not None:
@@ -97,8 +99,7 @@ def _dispatch(method, pass_, x_shape, w_shape, p, *, m=None, route=None):
     kwargs = {}
     if method == "winograd":
         winograd.check(w_shape, p)
-        if pass_ != "grad_weight":
-            kwargs["m"] = m or 4
+        kwargs["m"] = m or 4
     if pass_ == "grad_input" and route is not None:
         if method == "reference":
             raise ValueError(

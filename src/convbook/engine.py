@@ -38,6 +38,7 @@ __all__ = [
     "current_options",
     "over_samples",
     "samples_per_product",
+    "split_for_threads",
     "blas_single_thread",
     "last_plan",
     "Plan",
@@ -303,9 +304,8 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
     opts = opts or current_options()
     per = max(1, per)
     ranges = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
-    threads = max(1, min(n_threads(opts), len(ranges)))
-    if threads > 1 and macs < opts.thread_min_work:
-        threads = 1
+    small = macs < opts.thread_min_work
+    threads = 1 if small else max(1, min(n_threads(opts), len(ranges)))
     _LAST.plan = Plan(n, per, len(ranges), threads)
 
     def run_block(k):
@@ -316,9 +316,15 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
                 total = part if total is None else total + part
         return total
 
-    if threads == 1:
+    if threads == 1 and not small:  # threads=1 asked for: the BLAS keeps its threads
         return run_block(0)
+    # Small products run on one BLAS thread too: the BLAS's threads cost more than they
+    # give there, and on a busy machine they wait for each other (measured on the
+    # digits network's stride-2 layer, N = 64, under load: 63 ms with 2 BLAS threads,
+    # 0.46 ms with one).
     with blas_single_thread():
+        if threads == 1:
+            return run_block(0)
         # The calling thread runs block 0 itself: with a pool's map, one worker could
         # take every block while the other was still waking up (measured: the whole
         # batch on one thread in 3 of 5 calls).
@@ -341,10 +347,24 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
     return total
 
 
-def samples_per_product(n, columns_per_sample, columns, opts: Options | None = None):
-    """Samples per group: ``columns`` columns a product, at least a group a thread."""
+def samples_per_product(
+    n, columns_per_sample, columns, macs, opts: Options | None = None
+):
+    """Samples per group: ``columns`` columns a product, a group a thread if threaded.
+
+    ``macs`` (the call's multiply-adds) says whether :func:`over_samples` will deal the
+    groups out to threads; when it will not, the batch is not split for them.
+    """
     opts = opts or current_options()
     per = max(1, -(-columns // max(columns_per_sample, 1)))
+    return split_for_threads(n, per, macs, opts)
+
+
+def split_for_threads(n, per, macs, opts: Options | None = None):
+    """``per`` samples a group, but at most ``n / threads`` when threads will run."""
+    opts = opts or current_options()
+    if macs < opts.thread_min_work:
+        return max(1, per)
     return max(1, min(per, -(-n // n_threads(opts))))
 
 
@@ -379,12 +399,17 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     opts = opts or current_options()
     if not opts.wide_rows:
         return False
+    pt, pb, pl, pr = p.padding
+    wp = x_shape[3] + pl + pr
+    oh, ow, _, _ = p.output_shape(x_shape[2:], w_shape[2:])
+    if oh * -(-wp // p.stride[1]) < 16:
+        # runs of a few numbers: the block copies and adds cost more than they
+        # save (a classifier head, 4x4 -> 1x1: its input gradient 0.28 ms on plain
+        # strided columns, 0.8 ms on wide rows)
+        return False
     if pass_ == "grad_input" or p.stride != (1, 1):
         return True
     f = w_shape[0]
-    pt, pb, pl, pr = p.padding
-    wp = x_shape[3] + pl + pr
-    ow = p.output_shape(x_shape[2:], w_shape[2:]).ow
     return f * (wp - ow) < 8 * ow and 8 * (wp - ow) <= ow
 
 
@@ -438,7 +463,7 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
     >>> choose("forward", (32, 64, 32, 32), (64, 64, 3, 3), conv_params(3, padding=1))
     ('winograd', None)
     >>> choose("grad_input", (64, 64, 8, 8), (10, 64, 8, 8), conv_params(8))
-    ('wide', 'col2im')
+    ('strided', 'col2im')
     """
     opts = opts or current_options()
     c, f = x_shape[1], w_shape[0]
@@ -457,6 +482,8 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), "col2im"
     if pass_ == "grad_weight":
+        if _winograd_fits(w_shape, p) and big_enough:
+            return "winograd", None
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), None
     raise ValueError(
@@ -487,6 +514,7 @@ class Batched:
         return f"Batched({self.module.__name__})"
 
     def _per(self, pass_, n, x_shape, w_shape, p, opts):
+        macs = self._macs(x_shape, w_shape, p)
         per_sample = self.module.columns_per_sample(x_shape, w_shape, p)
         if pass_ == "forward":
             rows = w_shape[1] * w_shape[2] * w_shape[3]
@@ -497,7 +525,7 @@ class Batched:
             columns = 2 * opts.gemm_columns
         else:
             columns = opts.gemm_columns
-        return samples_per_product(n, per_sample, columns, opts)
+        return samples_per_product(n, per_sample, columns, macs, opts)
 
     @staticmethod
     def _macs(x_shape, w_shape, p):

@@ -151,7 +151,7 @@ def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch wi
     import torch
 
     from .bench import SHAPES
-    from .reference import conv2d_forward_reference
+    from .conv import conv2d_forward
 
     result = {
         "python": platform.python_version(),
@@ -171,7 +171,7 @@ def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch wi
         x = rng.standard_normal((3, 4, 11, 9))
         w = rng.standard_normal((6, 4 // case.get("groups", 1), 3, 3))
         got = cupy.asnumpy(conv2d_forward_xp(cupy.asarray(x), cupy.asarray(w), **case))
-        want = conv2d_forward_reference(x, w, **case)
+        want = conv2d_forward(x, w, method="reference", **case)
         checks.append(
             {"case": str(case), "max_abs_diff_f64": float(np.abs(got - want).max())}
         )

@@ -6,6 +6,7 @@ are the same everywhere and name the argument and the shapes, in PyTorch's manne
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -72,20 +73,26 @@ class ConvParams:
         >>> ConvParams(stride=(3, 3)).output_shape((7, 7), (3, 3))
         OutputShape(oh=2, ow=2, unused_h=1, unused_w=1)
         """
-        (h, w), (kh, kw) = input_hw, kernel_hw
-        pt, pb, pl, pr = self.padding
-        span_h = self.dilation[0] * (kh - 1) + 1
-        span_w = self.dilation[1] * (kw - 1) + 1
-        hp, wp = h + pt + pb, w + pl + pr
-        if span_h > hp or span_w > wp:
-            raise ValueError(
-                f"kernel size ({kh}, {kw}) with dilation {self.dilation} spans "
-                f"({span_h}, {span_w}), larger than the padded input ({hp}, {wp}) "
-                f"(input ({h}, {w}), padding {self.padding})"
-            )
-        oh, rh = divmod(hp - span_h, self.stride[0])
-        ow, rw = divmod(wp - span_w, self.stride[1])
-        return OutputShape(oh + 1, ow + 1, rh, rw)
+        return _output_shape(self, tuple(input_hw), tuple(kernel_hw))
+
+
+# Cached: a layer asks the same question on every call, several times.
+@functools.lru_cache(maxsize=512)
+def _output_shape(p: ConvParams, input_hw, kernel_hw) -> OutputShape:
+    (h, w), (kh, kw) = input_hw, kernel_hw
+    pt, pb, pl, pr = p.padding
+    span_h = p.dilation[0] * (kh - 1) + 1
+    span_w = p.dilation[1] * (kw - 1) + 1
+    hp, wp = h + pt + pb, w + pl + pr
+    if span_h > hp or span_w > wp:
+        raise ValueError(
+            f"kernel size ({kh}, {kw}) with dilation {p.dilation} spans "
+            f"({span_h}, {span_w}), larger than the padded input ({hp}, {wp}) "
+            f"(input ({h}, {w}), padding {p.padding})"
+        )
+    oh, rh = divmod(hp - span_h, p.stride[0])
+    ow, rw = divmod(wp - span_w, p.stride[1])
+    return OutputShape(oh + 1, ow + 1, rh, rw)
 
 
 def _is_int(v) -> bool:

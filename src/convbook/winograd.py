@@ -36,6 +36,8 @@ __all__ = [
     "winograd_multiplications",
     "weight_transform",
     "tiles_conv2d",
+    "tiles_grad_weight",
+    "input_transform",
     "winograd_conv2d",
 ]
 
@@ -248,6 +250,40 @@ def weight_transform(w, m):
     return u.reshape(-1, f, c).astype(w.dtype, copy=False)  # (alpha^2, F, C)
 
 
+@lru_cache(maxsize=32)
+def _gradient_matrices(m, dtype_str):
+    """F(3, m)'s AT and G, and BT, in one dtype: for the weight gradient."""
+    AT, G, BT = transform_matrices(3, m, dtype=np.float64)
+    return AT.astype(dtype_str), G.astype(dtype_str), BT.astype(dtype_str)
+
+
+def input_transform(xpad, m, th, tw, BT):
+    """``V = BT d B`` of every input tile: ``(alpha^2, C, P)``.
+
+    The tiles are ``alpha x alpha`` (``alpha = m + 2``), one every ``m`` pixels, ``th``
+    down and ``tw`` across, ``P = N*th*tw`` of them; ``xpad`` holds them all.
+    """
+    n, c = xpad.shape[:2]
+    alpha = m + 2
+    sn, sc, sh, sw = xpad.strides
+    shape, strides = (alpha, alpha, c, n, th, tw), (sh, sw, sc, sn, sh * m, sw * m)
+    d = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
+    d = d.reshape(alpha, alpha * c * n * th * tw)  # the one copy of the tiles
+    v = BT @ d  # BT d: (alpha, alpha*C*P), P = N*th*tw tiles
+    v = BT @ v.reshape(alpha, alpha, -1)  # (BT d) B, batched over the first axis
+    return v.reshape(alpha * alpha, c, -1)
+
+
+def _grown(xpad, hneed, wneed, dtype):
+    """``xpad`` with zero rows/columns added at the bottom/right up to the tiles."""
+    n, c, hp, wp = xpad.shape
+    if hp >= hneed and wp >= wneed and xpad.dtype == dtype:
+        return xpad
+    grown = np.zeros((n, c, max(hp, hneed), max(wp, wneed)), dtype=dtype)
+    grown[:, :, :hp, :wp] = xpad
+    return grown
+
+
 def tiles_conv2d(xpad, u, m, *, out=None):
     """Winograd's layer algorithm: a 3x3 stride-1 correlation, ``m x m`` outputs a tile.
 
@@ -283,19 +319,10 @@ def tiles_conv2d(xpad, u, m, *, out=None):
     th, tw = -(-oh // m), -(-ow // m)  # tiles per column and row
     AT, _, BT = _float_matrices(m, u.dtype.str)
     # 1. the tiles, (alpha, alpha, C, N, th, tw), from a view with a stride of m pixels
-    hneed, wneed = th * m + 2, tw * m + 2
-    if hp < hneed or wp < wneed or xpad.dtype != u.dtype:
-        grown = np.zeros((n, c, max(hp, hneed), max(wp, wneed)), dtype=u.dtype)
-        grown[:, :, :hp, :wp] = xpad
-        xpad = grown
-    sn, sc, sh, sw = xpad.strides
-    shape, strides = (alpha, alpha, c, n, th, tw), (sh, sw, sc, sn, sh * m, sw * m)
-    d = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
-    d = d.reshape(alpha, alpha * c * n * th * tw)  # the one copy of the tiles
-    v = BT @ d  # BT d: (alpha, alpha*C*P), P = N*th*tw tiles
-    v = BT @ v.reshape(alpha, alpha, -1)  # (BT d) B, batched over the first axis
+    xpad = _grown(xpad, th * m + 2, tw * m + 2, u.dtype)
+    v = input_transform(xpad, m, th, tw, BT)  # (alpha^2, C, P), P = N*th*tw tiles
     # 2. at each of the alpha^2 positions, (F, C) @ (C, P)
-    mm = u @ v.reshape(alpha * alpha, c, -1)  # (alpha^2, F, P)
+    mm = u @ v  # (alpha^2, F, P)
     # 3. AT M A, one side at a time again
     y = AT @ mm.reshape(alpha, -1)  # (m, alpha*F*P)
     y = AT @ y.reshape(m, alpha, -1)  # (m, m, F*P)
@@ -311,6 +338,62 @@ def tiles_conv2d(xpad, u, m, *, out=None):
                 1, 0, 2, 3
             )
     return out
+
+
+def tiles_grad_weight(xpad, dout, m=4):
+    """The weight gradient of a 3x3 stride-1 correlation, by Winograd's F(3 x 3, m x m).
+
+    ``dw[f, c]`` is the correlation of the padded input with ``dout``, 3 x 3 outputs.
+    Cut ``dout`` into ``m x m`` tiles: each tile is the *filter* of a small correlation
+    of the ``(m+2) x (m+2)`` input tile under it, with a 3 x 3 result, and Winograd's
+    F(3, m) computes it (Lavin & Gray 2016, section 4.3):
+
+    ``dw = AT [sum over tiles of (G dout_tile G^T) * (BT x_tile B)] A``
+
+    The sum over the tiles, at each of the ``alpha^2`` positions, is one matrix product
+    ``(F, tiles) @ (tiles, C)``: a long inner dimension, which BLAS runs at speed.
+
+    Parameters
+    ----------
+    xpad : (N, C, Hp, Wp) ndarray
+        The padded input.
+    dout : (N, F, Hp - 2, Wp - 2) ndarray
+        The output gradient.
+    m : int
+        Tile size of ``dout`` (``alpha = m + 2``).
+
+    Returns
+    -------
+    dw : (F, C, 3, 3) ndarray
+
+    Examples
+    --------
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> tiles_grad_weight(x, np.ones((1, 1, 2, 2)), m=2)[0, 0]
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    """
+    n, c, hp, wp = xpad.shape
+    f, oh, ow = dout.shape[1:]
+    dtype = np.result_type(xpad.dtype, dout.dtype)
+    alpha = m + 2
+    th, tw = -(-oh // m), -(-ow // m)
+    AT, G, BT = _gradient_matrices(m, dtype.str)
+    v = input_transform(_grown(xpad, th * m + 2, tw * m + 2, dtype), m, th, tw, BT)
+    # dout's tiles, zeros past its edge: (m, m, F, N, th, tw), then G g G^T
+    g = np.zeros((n, f, th * m, tw * m), dtype=dtype)
+    g[:, :, :oh, :ow] = dout
+    g = g.reshape(n, f, th, m, tw, m).transpose(
+        3, 5, 1, 0, 2, 4
+    )  # (m, m, F, N, th, tw)
+    u = G @ g.reshape(m, -1)  # G g: (alpha, m*F*P)
+    u = G @ u.reshape(alpha, m, -1)  # (G g) G^T: (alpha, alpha, F*P)
+    # the sum over tiles: (F, P) @ (P, C) at each of the alpha^2 positions
+    mm = u.reshape(alpha * alpha, f, -1) @ v.transpose(0, 2, 1)  # (alpha^2, F, C)
+    y = AT @ mm.reshape(alpha, -1)  # (3, alpha*F*C)
+    y = AT @ y.reshape(3, alpha, -1)  # (3, 3, F*C)
+    return y.reshape(3, 3, f, c).transpose(2, 3, 0, 1)  # (F, C, 3, 3)
 
 
 def winograd_conv2d(xpad, w, m=4):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..columns import add_windows, windows
+from ..columns import add_windows, pad_input, windows
 from ..kernels import dilate, rot180, swap_in_out
 from ..shapes import ConvParams
 
@@ -160,8 +160,8 @@ def full_conv_border(big, kernel_hw, x_shape, params):
     (dh, dw), (pt, _, pl, _) = params.dilation, params.padding
     eh, ew = dh * (kh - 1), dw * (kw - 1)
     unused = params.output_shape((h, wd), (kh, kw))
-    rows, cols = (eh, eh + unused.unused_h), (ew, ew + unused.unused_w)
-    big = np.pad(big, ((0, 0), (0, 0), rows, cols))  # 2. and 3.
+    border = (eh, eh + unused.unused_h, ew, ew + unused.unused_w)
+    big = pad_input(big, border)  # 2. and 3.: (top, bottom, left, right)
     return big[:, :, pt : pt + h + eh, pl : pl + wd + ew]  # 4.
 
 

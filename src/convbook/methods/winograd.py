@@ -8,8 +8,8 @@
   its own, and the chunks are dealt out to threads by the engine;
 * input gradient: the rot180 route, a 3x3 stride-1 convolution again
   (:func:`convbook.methods.strided.grad_input_rot180` with this module's forward);
-* weight gradient: not a small-kernel convolution, so the engine's strided or wide-rows
-  product does it.
+* weight gradient: Winograd again, F(3 x 3, m x m) with ``dout``'s tiles as the filters
+  (:func:`convbook.winograd.tiles_grad_weight`), summed over chunks of samples.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import functools
 import numpy as np
 
 from .. import engine
-from ..winograd import tiles_conv2d, weight_transform
-from . import strided, wide
+from ..winograd import tiles_conv2d, tiles_grad_weight, weight_transform
+from . import strided
 
 __all__ = ["TILES", "check", "forward", "grad_input", "grad_weight"]
 
@@ -68,7 +68,8 @@ def forward(x, w, b, params, *, m=4, out=None):
     th, tw = -(-oh // m), -(-ow // m)
     bytes_per_sample = (m + 2) ** 2 * c * th * tw * x.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / bytes_per_sample))
-    per = min(per, -(-n // engine.n_threads(opts)))
+    macs = n * f * c * oh * ow * 9
+    per = engine.split_for_threads(n, per, macs, opts)
 
     def work(lo, hi):
         xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
@@ -82,7 +83,7 @@ def forward(x, w, b, params, *, m=4, out=None):
     # ms without).
     with engine.blas_single_thread():
         u = weight_transform(w, m)  # (alpha^2, F, C)
-        engine.over_samples(n, per, n * f * c * oh * ow * 9, work, opts)
+        engine.over_samples(n, per, macs, work, opts)
     return out
 
 
@@ -97,8 +98,20 @@ def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
     return strided.grad_input_rot180(dout, w, x_shape, params, correlate, out=out)
 
 
-def grad_weight(dout, x, w_shape, params, *, m=None):
-    """The weight gradient by the engine's product (wide rows or strided columns)."""
-    use_wide = engine.use_wide_rows("grad_weight", x.shape, w_shape, params)
-    method = engine.Batched(wide if use_wide else strided)
-    return method.grad_weight(dout, x, w_shape, params)
+def grad_weight(dout, x, w_shape, params, *, m=4):
+    """The weight gradient by F(3 x 3, m x m) tiles, summed over chunks of samples."""
+    opts = engine.current_options()
+    n, c = x.shape[:2]
+    f, oh, ow = dout.shape[1:]
+    th, tw = -(-oh // m), -(-ow // m)
+    tile_bytes = (m + 2) ** 2 * (c + f) * th * tw * x.dtype.itemsize
+    per = max(1, round(opts.winograd_chunk_bytes / tile_bytes))
+    macs = n * f * c * oh * ow * 9
+    per = engine.split_for_threads(n, per, macs, opts)
+
+    def work(lo, hi):
+        xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
+        return tiles_grad_weight(xp, dout[lo:hi], m)
+
+    dw = engine.over_samples(n, per, macs, work, opts)
+    return np.zeros(w_shape, dtype=x.dtype) if dw is None else dw

@@ -502,8 +502,9 @@ def draw_full_conv(data, *, position=(0, 0), ax=None):
     d = Diagram(ax, xf + wp + 0.3, top + body + 0.5 + lines_needed(len(lines)))
     d.title(
         f"∇Y dilated by stride {p.stride} (yellow zeros), "
-        f"padded by D(K−1) = ({eh},{ew}), "
-        f"⋆ rot180(K)"
+        f"bordered by D(K−1) = ({eh},{ew})"
+        + (f", padding rows {p.padding[0]} cut" if any(p.padding) else "")
+        + ", ⋆ rot180(K)"
     )
     d.grid(big, 0, top, faces, name="big")
     for a in range(kh):

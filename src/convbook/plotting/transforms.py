@@ -1,5 +1,6 @@
-"""Figures of the kernel's transforms: the tutorial's two ways of turning a kernel 180°,
-and one Winograd tile's transforms (Bᵀ d B, G g Gᵀ, their product, Aᵀ M A).
+"""Figures of the kernel's transforms: the tutorial's two ways of turning a kernel
+180°, the grouped channel swap of the input gradient's turned kernel, and one Winograd
+tile's transforms (Bᵀ d B, G g Gᵀ, their product, Aᵀ M A).
 
 As for every figure: ``<figure>_data(...)`` computes the numbers with convbook (once),
 ``draw_<figure>(data)`` draws them, ``plot_<figure>(...)`` is the two in one call.
@@ -11,14 +12,27 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import conv2d_forward, rot180, rot180_tutorial, winograd
-from .canvas import Diagram, as_image, example, example_kernel, tint
+from .. import (
+    conv2d_forward,
+    conv2d_grad_input,
+    conv_params,
+    full_conv_operands,
+    rot180,
+    rot180_tutorial,
+    swap_in_out,
+    winograd,
+)
+from .canvas import PALETTE, Diagram, as_image, example, example_kernel, tint
 
 __all__ = [
     "Rot180Data",
     "rot180_data",
     "draw_rot180",
     "plot_rot180",
+    "SwapInOutData",
+    "swap_in_out_data",
+    "draw_swap_in_out",
+    "plot_swap_in_out",
     "WinogradData",
     "winograd_data",
     "draw_winograd",
@@ -133,7 +147,179 @@ def plot_rot180(w=None, *, ax=None):
 
 
 # --------------------------------------------------------------------------------------
-# 2. One Winograd tile
+# 2. The turned kernel of a grouped layer: channels swapped group by group
+# --------------------------------------------------------------------------------------
+
+
+class SwapInOutData(NamedTuple):
+    """The numbers :func:`plot_swap_in_out` draws."""
+
+    w: np.ndarray  #: (F, C // G, KH, KW), the layer's weight
+    groups: int
+    #: (C, F // G, KH, KW), ``cb.rot180(cb.swap_in_out(w, groups))``
+    turned: np.ndarray
+    #: (C, F // G): which slice of ``w`` each kernel of ``turned`` came from, as the
+    #: flat index ``f * (C // G) + c'`` (found by swapping an array of indices)
+    source: np.ndarray
+    #: the shape ``cb.rot180(w).transpose(1, 0, 2, 3)`` (the groups == 1 formula) gives
+    plain_shape: tuple
+    #: correlating the input gradient's big ∇Y with ``turned`` (stride 1, the layer's
+    #: groups) gives ``cb.conv2d_grad_input(..., route="col2im")``, on an example ∇Y
+    same_as_col2im: bool
+
+
+def swap_in_out_data(w=None, *, groups=2):
+    """The turned, swapped kernel of a grouped layer (arguments as in
+    :func:`plot_swap_in_out`).
+
+    Examples
+    --------
+    >>> d = swap_in_out_data()
+    >>> d.w.shape, d.turned.shape, d.plain_shape
+    ((6, 2, 2, 2), (4, 3, 2, 2), (2, 6, 2, 2))
+    >>> d.source  # kernel (c, f') of the result: filter f, slice c' of w
+    array([[ 0,  2,  4],
+           [ 1,  3,  5],
+           [ 6,  8, 10],
+           [ 7,  9, 11]])
+    """
+    w = (
+        np.arange(1.0, 49.0).reshape(6, 2, 2, 2)
+        if w is None
+        else np.array(w, dtype=float)
+    )
+    if w.ndim != 4:
+        raise ValueError(f"w must have shape (F, C // groups, KH, KW), got {w.shape}")
+    f, cg, kh, kw = w.shape
+    g = int(groups)
+    if g < 1 or f % g:
+        raise ValueError(
+            f"groups={groups!r} must divide the {f} filters of w {w.shape}"
+        )
+    if f > 12 or cg * g > 12 or max(kh, kw) > 3:
+        raise ValueError(
+            "a readable picture needs at most 12 filters and channels and kernels of "
+            f"at most 3x3, got w {w.shape} with groups={g}"
+        )
+    turned = rot180(swap_in_out(w, g))  # (C, F // G, KH, KW)
+    ids = np.arange(f * cg).reshape(f, cg, 1, 1)
+    source = swap_in_out(ids, g)[:, :, 0, 0]  # (C, F // G)
+    plain_shape = rot180(w).transpose(1, 0, 2, 3).shape
+    # the route with this kernel, on a small example: the col2im route's answer
+    c = cg * g
+    x_shape = (1, c, kh + 1, kw + 1)
+    dout = example((1, f, 2, 2), 5, -2, 3)
+    p = conv_params((kh, kw), groups=g)
+    big, wt = full_conv_operands(dout, w, x_shape, p)
+    dx = conv2d_forward(big, wt, groups=g)
+    want = conv2d_grad_input(dout, w, x_shape, groups=g, route="col2im")
+    same = bool(np.allclose(dx, want) and np.array_equal(wt, turned))
+    return SwapInOutData(w, g, turned, source, plain_shape, same)
+
+
+def draw_swap_in_out(data, *, ax=None):
+    """:func:`plot_swap_in_out` of a :func:`swap_in_out_data`."""
+    w, g, turned, source, plain_shape, same = data
+    f, cg, kh, kw = w.shape
+    c, fg = turned.shape[:2]
+    gap, block_gap = 0.7, 1.1  # between kernels, and between the groups' blocks
+    step_w, step_h = kw + gap, kh + gap + 0.3  # room for a label above each kernel
+    top = 2.6
+
+    def x_of(k, per_group):  # left edge of kernel column k, a gap between blocks
+        return 0.5 + k * step_w + (k // per_group) * block_gap
+
+    width_w = x_of(f - 1, f // g) + kw
+    x_t = width_w + 4.0
+    # at least as wide as the right-hand heading
+    width = max(x_t + x_of(c - 1, cg) + kw + 0.4, x_t + 13)
+    body = max(cg, fg) * step_h + 0.5
+    d = Diagram(ax, width, top + body + 2.6, cell=0.36)
+    d.title(
+        f"groups={g}: w {w.shape} (F, C/G, KH, KW) → rot180(swap_in_out(w, {g})) "
+        f"{turned.shape} (C, F/G, KH, KW)",
+        scale=0.95,
+    )
+    amounts = (0.6, 0.3)  # the groups' blocks in alternating shades
+    for k in range(f):
+        for q in range(cg):
+            x, y = x_of(k, f // g), top + q * step_h
+            face = tint("kernel", amounts[(k // (f // g)) % 2])
+            d.grid(w[k, q], x, y, face, name=f"W{k}_{q}")
+            d.text(x + kw / 2, y - 0.3, f"w[{k},{q}]", scale=0.62, ha="center")
+    for r in range(c):
+        for q in range(fg):
+            x, y = x_t + x_of(r, cg), top + q * step_h
+            k, s = divmod(int(source[r, q]), cg)
+            face = tint("kernel", amounts[(r // cg) % 2])
+            d.grid(turned[r, q], x, y, face, name=f"T{r}_{q}")
+            d.text(x + kw / 2, y - 0.3, f"w[{k},{s}]", scale=0.62, ha="center")
+    for gi in range(g):
+        for x0, per, rows in ((0, f // g, cg), (x_t, cg, fg)):
+            left = x0 + x_of(gi * per, per) - 0.3
+            right = x0 + x_of((gi + 1) * per - 1, per) + kw + 0.3
+            d.outline(
+                left,
+                top - 0.75,
+                right - left,
+                rows * step_h + 0.35,
+                color=PALETTE["padding"],
+                lw=1.0,
+                ls="--",
+                z=1,
+            )
+            bottom = top - 0.4 + rows * step_h
+            d.text(left, bottom + 0.3, f"group {gi}", scale=0.65)
+    d.text(0.2, 1.3, "w: filter f across, slice c' down", scale=0.75)
+    d.text(x_t + 0.2, 1.3, "turned: channel c across, slice f' down", scale=0.75)
+    d.text(
+        width_w + 0.5, top + body / 2, "turn 180°,\nswap in\neach group\n→", scale=0.7
+    )
+    d.lines(
+        0,
+        top + body + 0.2,
+        [
+            "each turned kernel is rot180 of the kernel of w named above it;",
+            f"block g of w, transposed, is block g of the result: "
+            f"turned[g·{cg} + c', f'] = rot180(w[g·{fg} + f', c'])",
+            f"the groups == 1 formula rot180(w).transpose(1, 0, 2, 3) gives "
+            f"{plain_shape}: not a (C, F/G, KH, KW) kernel"
+            if g > 1
+            else "groups == 1: the swap is rot180(w).transpose(1, 0, 2, 3)",
+            "correlating the route's ∇Y with it gives cb.conv2d_grad_input's ∇X: "
+            f"{'✓' if same else '✗'}",
+        ],
+        scale=0.85,
+    )
+    return d.done()
+
+
+def plot_swap_in_out(w=None, *, groups=2, ax=None):
+    """The input gradient's turned kernel for a grouped layer: each group's block of
+    ``w`` transposed on its own, every kernel turned 180°.
+
+    Parameters
+    ----------
+    w : (F, C // groups, KH, KW) array, default ``arange`` with F=6, C=4, 2x2 kernels
+        At most 12 filters and channels, kernels at most 3x3.
+    groups : int dividing F
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    The kernels drawn are :func:`convbook.rot180` of :func:`convbook.swap_in_out`; each
+    one's origin is found by swapping an array of indices the same way, and the
+    correlation with the result is checked against
+    :func:`convbook.conv2d_grad_input` (:func:`swap_in_out_data`). Chapter "∇X".
+    """
+    return draw_swap_in_out(swap_in_out_data(w, groups=groups), ax=ax)
+
+
+# --------------------------------------------------------------------------------------
+# 3. One Winograd tile
 # --------------------------------------------------------------------------------------
 
 
