@@ -685,7 +685,10 @@ HTML_COLUMNS = {
 }
 #: The order of the method rows; methods not listed here follow, in the result's order.
 METHOD_ORDER = ("reference", "tutorial", "strided", "wide", "winograd", "auto", "torch")
-_NUMBER = '<td style="text-align:right;font-variant-numeric:tabular-nums">{}</td>'
+_NUMBER = (
+    '<td style="text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums">'
+    "{}</td>"
+)
 
 
 def html_table(
