@@ -189,7 +189,7 @@ def test_html_table_has_a_row_per_layer_and_method(quick_result):
     r = quick_result
     cols = ("forward_s", "forward_ratio", "train_s", "train_peak_fraction")
     table = bench.html_table(r, cols, caption="a <quick> run")
-    assert "<caption>a &lt;quick&gt; run</caption>" in table
+    assert ">a &lt;quick&gt; run</caption>" in table
     parsed = _parse(table)
     head, body = parsed.rows[0], parsed.rows[1:]
     assert head[:2] == ["layer", "method"]

@@ -744,7 +744,8 @@ def html_table(
     )
     lines = ['<table class="convbook-bench" style="border-collapse:collapse">']
     if caption:
-        lines.append(f"<caption>{html.escape(caption)}</caption>")
+        style = "text-align:left;caption-side:top"
+        lines.append(f'<caption style="{style}">{html.escape(caption)}</caption>')
     lines.append(f"<thead><tr><th>layer</th><th>method</th>{head}</tr></thead><tbody>")
     for name, s in result["shapes"].items():
         methods = sorted(s["methods"], key=lambda m: rank.get(m, len(rank)))
