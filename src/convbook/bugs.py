@@ -186,12 +186,14 @@ class Verdict(NamedTuple):
     """What a check found: ``passed``, and a row ``(setting, ok, detail)`` per setting.
 
     Truthy when it passed. ``failing`` is the first setting that failed (``None`` if
-    none did).
+    none did); ``errors`` the relative error on each setting (NaN where the candidate
+    raised or returned the wrong shape; empty for a check of a checker).
     """
 
     check: str
     passed: bool
     rows: tuple
+    errors: tuple = ()
 
     def __bool__(self):
         return self.passed
@@ -220,8 +222,9 @@ class Verdict(NamedTuple):
 def _run(check_name, fn, settings, tol, compute):
     """Run ``compute(setting) -> (got, want)`` on every setting; a raise or a wrong
     shape is a failure too."""
-    rows = []
+    rows, errors = [], []
     for s in settings:
+        errors.append(float("nan"))
         try:
             got, want = compute(s)
         except Exception as exc:  # a crash is a finding, not the end of the check
@@ -231,10 +234,10 @@ def _run(check_name, fn, settings, tol, compute):
         if got.shape != want.shape:
             rows.append((s, False, f"shape {got.shape}, expected {want.shape}"))
             continue
-        err = rel_error(got, want)
+        errors[-1] = err = rel_error(got, want)
         rows.append((s, err < tol, f"rel. error {err:.1e}"))
     name = f"{check_name}({getattr(fn, '__name__', repr(fn))})"
-    return Verdict(name, all(ok for _, ok, _ in rows), tuple(rows))
+    return Verdict(name, all(ok for _, ok, _ in rows), tuple(rows), tuple(errors))
 
 
 def _cols(s):
