@@ -437,7 +437,7 @@ _COLOURS = {
 
 def _text(cell):
     if cell.status == "pass":
-        return f"ok {cell.error:.0e}"
+        return "ok 0" if cell.error == 0 else f"ok {cell.error:.0e}"
     if cell.status == "unsupported":
         return "not supported"
     if cell.kind == "value":
@@ -459,7 +459,8 @@ def _html_cell(cell):
     mark = {"pass": "✓", "fail": "✗", "unsupported": "–"}[cell.status]
     short = _text(cell).removeprefix("ok ").removeprefix("FAIL ")
     return (
-        f"<td style='{_TD}background:{bg};color:{fg};text-align:center' "
+        f"<td style='{_TD}background:{bg};color:{fg};text-align:center;"
+        "white-space:nowrap' "
         f"title='{html.escape(cell.detail)}'>{mark} {html.escape(short)}</td>"
     )
 
