@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import convbook as cb
+from convbook.gradcheck import LINEAR_H
 
 
 def test_numeric_vjp_matches_a_known_gradient_and_leaves_x_alone():
@@ -38,4 +39,37 @@ def test_compare_reports_and_returns_the_verdict(capsys):
     assert "close: False" in out[1] and "max diff: 1.0e-03" in out[1]
     assert "shape mismatch" in out[2]
     # float32 tolerances are float32's
-    assert cb.compare("f32", a.astype(np.float32), a.astype(np.float32) + np.float32(1e-7)) is True
+    a32 = a.astype(np.float32)
+    assert cb.compare("f32", a32, a32 + np.float32(1e-7)) is True
+
+
+def test_rel_error_is_scaled_by_the_largest_entry():
+    g = np.array([2.6, -3.1, 7e-4])  # one entry far smaller than the others
+    noisy = g + np.array([1e-9, -1e-9, 5e-9])  # float64 finite-difference noise
+    assert cb.rel_error(g, noisy) == pytest.approx(5e-9 / 3.1)
+    # the scale and the number of entries do not matter; a zero array against itself
+    assert cb.rel_error(1e9 * g, 1e9 * noisy) == pytest.approx(cb.rel_error(g, noisy))
+    big = np.concatenate([g] * 1000)
+    assert cb.rel_error(big, np.concatenate([noisy] * 1000)) == cb.rel_error(g, noisy)
+    assert cb.rel_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert cb.rel_error(np.zeros(3), g) == 1.0
+    # one entry wrong by as much as a typical one scores near 1, among many
+    wrong = big.copy()
+    wrong[-1] += 3.0
+    assert cb.rel_error(big, wrong) > 0.5
+    # a NaN or an infinity that differs fails any tolerance; where both agree, it is 0
+    assert cb.rel_error(g, np.array([2.6, np.nan, 7e-4])) == np.inf
+    assert cb.rel_error(np.array([np.inf, 1.0]), np.array([np.inf, 1.0])) == 0.0
+
+
+def test_linear_maps_take_the_large_step():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((6, 5))
+    x, dout = rng.standard_normal(5), rng.standard_normal(6)
+    exact = a.T @ dout
+    big = cb.rel_error(cb.numeric_vjp(lambda v: a @ v, x, dout, h=LINEAR_H), exact)
+    small = cb.rel_error(cb.numeric_vjp(lambda v: a @ v, x, dout), exact)
+    assert big < 1e-14 and big < small
+    # not for a nonlinear map: the chord's slope is not the derivative
+    err = cb.rel_error(cb.numeric_vjp(np.sin, x, np.ones(5), h=LINEAR_H), np.cos(x))
+    assert err > 0.1

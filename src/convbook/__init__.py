@@ -37,19 +37,23 @@ __version__ = "0.1.0"
 # Submodules with heavier or optional dependencies (matplotlib, ipywidgets,
 # scikit-learn) load on first use: `cb.plotting`, `cb.widgets`, `cb.digits`, ...;
 # `import convbook` itself needs NumPy only.
-_LAZY = ("bench", "bugs", "digits", "gpu", "plotting", "widgets", "winograd")
+_LAZY = ("bench", "bugs", "check", "digits", "gpu", "plotting", "widgets", "winograd")
+# Functions of those submodules offered at the top level, loaded with their module.
+_LAZY_FUNCTIONS = {"check_layer": "check"}
 
 
 def __getattr__(name):
-    if name in _LAZY:
+    if name in _LAZY or name in _LAZY_FUNCTIONS:
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
+        module_name = _LAZY_FUNCTIONS.get(name, name)
+        module = importlib.import_module(f".{module_name}", __name__)
+        return getattr(module, name) if name in _LAZY_FUNCTIONS else module
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, *_LAZY_FUNCTIONS])
 
 
 __all__ = [
@@ -63,6 +67,7 @@ __all__ = [
     "ReLU",
     "SGD",
     "Sequential",
+    "check_layer",
     "col2im",
     "compare",
     "conv2d_backward",

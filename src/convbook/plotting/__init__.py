@@ -23,13 +23,16 @@ example whose numbers can be checked by hand (:func:`example`, :func:`example_ke
 The modules: :mod:`~convbook.plotting.canvas` (the colour language and the grid-of-cells
 canvas), :mod:`~convbook.plotting.player` (the animation player),
 and the figures: :mod:`~convbook.plotting.forward`, :mod:`~convbook.plotting.columns`,
-:mod:`~convbook.plotting.backward`, :mod:`~convbook.plotting.transforms`. The live
+:mod:`~convbook.plotting.backward`, :mod:`~convbook.plotting.transforms`,
+:mod:`~convbook.plotting.checks`. The live
 explorers over these pictures are in :mod:`convbook.widgets`.
 """
 
 from .backward import *  # noqa: F403
 from .backward import __all__ as _backward
 from .canvas import PALETTE, example, example_kernel, fmt, legend_handles, tint
+from .checks import *  # noqa: F403
+from .checks import __all__ as _checks
 from .columns import *  # noqa: F403
 from .columns import __all__ as _columns
 from .forward import *  # noqa: F403
@@ -52,4 +55,5 @@ __all__ = [
     *_columns,
     *_backward,
     *_transforms,
+    *_checks,
 ]
