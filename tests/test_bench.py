@@ -103,17 +103,6 @@ def test_plots_and_memory_table_read_the_result(quick_result):
                   if m != "reference")
     assert heights == want
     plt.close(fig)
-    targets = {"q1": (1.0, 2.0), "q2": (3.0, 4.0)}
-    fig = bench.plot_targets(r, targets)
-    fwd = [b.get_height() for b in fig.axes[0].patches]
-    assert fwd == [bench.best_ratio(r, n, "forward_ratio") for n in ("q1", "q2")]
-    assert bench.best_ratio(r, "q1", "train_ratio") == min(
-        r["shapes"]["q1"]["methods"][m]["train_ratio"] for m in bench.FAST_METHODS
-        if m in r["shapes"]["q1"]["methods"])
-    plt.close(fig)
-    table = bench.format_memory(r).splitlines()
-    assert table[0].split()[:3] == ["shape", "im2col", "matrix"] and len(table) == len(r["shapes"]) + 2
-    assert set(bench.TARGETS) == set(bench.SHAPES)
 
 
 def test_ratios_are_medians_of_rounds_with_their_spread(quick_result):

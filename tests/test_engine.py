@@ -232,3 +232,41 @@ def test_without_threads_the_engine_runs_on_the_calling_thread(monkeypatch):
     with cb.options(threads=2, thread_min_work=0):
         again = cb.conv2d_forward(x, w, b, method="strided", padding=1)
     np.testing.assert_array_equal(again, got)
+
+
+def test_a_route_asked_for_is_honoured_by_auto():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 16, 6, 6))
+    w = rng.standard_normal((16, 16, 3, 3))
+    dout = rng.standard_normal((2, 16, 6, 6))
+    p = cb.conv_params(3, padding=1)
+    assert engine.choose("grad_input", x.shape, w.shape, p)[0] == "winograd"
+    assert engine.choose("grad_input", x.shape, w.shape, p, route="col2im") == (
+        "wide",
+        "col2im",
+    )
+    want = cb.conv2d_grad_input(dout, w, x.shape, padding=1, method="reference")
+    for route in cb.ROUTES:
+        got = cb.conv2d_grad_input(dout, w, x.shape, padding=1, route=route)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+def test_winograd_tile_size_reaches_the_weight_gradient(m, monkeypatch):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 3, 7, 7))
+    w = rng.standard_normal((4, 3, 3, 3))
+    dout = rng.standard_normal((2, 4, 7, 7))
+    seen = []
+    real = cb.winograd.tiles_grad_weight
+    monkeypatch.setattr(
+        cb.methods.winograd,
+        "tiles_grad_weight",
+        lambda xp, d, m_: seen.append(m_) or real(xp, d, m_),
+    )
+    want = cb.conv2d_grad_weight(dout, x, w.shape, padding=1, method="reference")
+    got = cb.conv2d_grad_weight(dout, x, w.shape, padding=1, method="winograd", m=m)
+    _, dw, _ = cb.conv2d_backward(dout, x, w, padding=1, method="winograd", m=m)
+    assert set(seen) == {m}
+    np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(dw, want, rtol=1e-11, atol=1e-11)

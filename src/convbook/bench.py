@@ -35,8 +35,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Shape", "SHAPES", "QUICK_SHAPES", "blas_info", "peak_memory", "run", "format_table", "html_table",
-           "main"]
+__all__ = [
+    "Shape",
+    "SHAPES",
+    "QUICK_SHAPES",
+    "blas_info",
+    "peak_memory",
+    "run",
+    "format_table",
+    "html_table",
+    "main",
+]
 
 
 class Shape(NamedTuple):
@@ -76,8 +85,6 @@ SHAPES = {
     "e": Shape(32, 16, 32, 28, 5, 1, 0),
 }
 
-#: The issue's targets: convbook's best method's time / PyTorch's, (forward, training step), per shape.
-TARGETS = {"a": (1.0, 1.5), "b": (2.5, 3.0), "c": (2.5, 3.0), "d": (1.0, 1.5), "e": (2.5, 3.0)}
 
 #: Tiny layers for ``--quick`` (seconds, includes the loop reference): structure checks, not speed.
 QUICK_SHAPES = {
@@ -122,7 +129,9 @@ def blas_info():
     """
     try:
         from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - threadpoolctl ships with the book's dependencies
+    except (
+        ImportError
+    ):  # pragma: no cover - threadpoolctl ships with the book's dependencies
         return []
     out = []
     for info in threadpool_info():
@@ -294,7 +303,16 @@ def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None):
     return out
 
 
-def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memory=True, log=None, digits=None):
+def run(
+    shapes=("a", "b", "c", "d", "e"),
+    *,
+    repeat=5,
+    quick=False,
+    seed=0,
+    memory=True,
+    log=None,
+    digits=None,
+):
     """Run the benchmark; return a JSON-ready dict (see the module docstring).
 
     Parameters
@@ -322,7 +340,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
     rng = np.random.default_rng(seed)
     threads = _blas_threads()
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
         "machine": {
             "platform": platform.platform(),
             "machine": platform.machine(),
@@ -346,16 +366,20 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
     for name in shapes:
         shape = table[name]
         oh = shape.out_hw
-        x = rng.standard_normal((shape.n, shape.c, shape.hw, shape.hw), dtype=np.float32)
-        w = rng.standard_normal((shape.f, shape.c, shape.k, shape.k), dtype=np.float32) / np.float32(
-            np.sqrt(shape.c * shape.k * shape.k)
+        x = rng.standard_normal(
+            (shape.n, shape.c, shape.hw, shape.hw), dtype=np.float32
         )
+        w = rng.standard_normal(
+            (shape.f, shape.c, shape.k, shape.k), dtype=np.float32
+        ) / np.float32(np.sqrt(shape.c * shape.k * shape.k))
         b = rng.standard_normal(shape.f, dtype=np.float32)
         dout = rng.standard_normal((shape.n, shape.f, oh, oh), dtype=np.float32)
         peak_n, peak = _gemm_peak(shape.forward_flops, repeat, rng)
         candidates = {}
         torch_fns = _torch_fns(shape, x, w, b, dout, threads)
-        if torch_fns is not None:  # first in every round: each round's ratios use its time
+        if (
+            torch_fns is not None
+        ):  # first in every round: each round's ratios use its time
             result["torch"] = torch_fns[2]
             candidates["torch"] = torch_fns[:2]
         for m in _methods_for(shape, quick):
@@ -369,7 +393,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
             t0 = time.perf_counter()
             grads[m] = [_as_float64(g) for g in train()]
             t_train = time.perf_counter() - t0
-            per_kind_repeats[m] = 1 if t_fwd + t_train > 10 else (3 if t_fwd + t_train > 2 else repeat)
+            per_kind_repeats[m] = (
+                1 if t_fwd + t_train > 10 else (3 if t_fwd + t_train > 2 else repeat)
+            )
             per_kind_repeats[m] = min(per_kind_repeats[m], repeat)
             times[m] = {"forward": [], "train": []}
         for r in range(repeat):
@@ -411,7 +437,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
         if "torch" in rows:
             base = "torch"
         else:
-            base = min((k for k in rows if k != "reference"), key=lambda k: rows[k]["train_s"])
+            base = min(
+                (k for k in rows if k != "reference"), key=lambda k: rows[k]["train_s"]
+            )
         result["baseline"] = "torch" if base == "torch" else "fastest convbook method"
         for m, v in rows.items():
             for kind in ("forward", "train"):
@@ -424,7 +452,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
                 v[f"{kind}_ratio"] = float(np.median(per_round))
                 v[f"{kind}_ratio_min"] = float(np.min(per_round))
                 v[f"{kind}_ratio_max"] = float(np.max(per_round))
-        ours = [k for k in rows if k in CONVBOOK_METHODS and k not in ("reference", "auto")]
+        ours = [
+            k for k in rows if k in CONVBOOK_METHODS and k not in ("reference", "auto")
+        ]
         result["shapes"][name] = {
             "shape": list(shape),
             "label": str(shape),
@@ -442,7 +472,9 @@ def run(shapes=("a", "b", "c", "d", "e"), *, repeat=5, quick=False, seed=0, memo
     if digits is None:
         digits = not quick
     if digits:
-        result["digits"] = run_digits(repeat=repeat, methods=("auto", "strided"), log=log)
+        result["digits"] = run_digits(
+            repeat=repeat, methods=("auto", "strided"), log=log
+        )
     result["machine"]["loadavg_end"] = _loadavg()
     return result
 
@@ -594,12 +626,6 @@ METHOD_COLORS = {
 FAST_METHODS = ("tutorial", "strided", "wide", "winograd")
 
 
-def best_ratio(result, shape, key):
-    """The smallest ``key`` ("forward_ratio" or "train_ratio") among convbook's fast methods for one shape."""
-    rows = result["shapes"][shape]["methods"]
-    return min(rows[m][key] for m in FAST_METHODS if m in rows)
-
-
 def plot_result(result, title=None):
     """Training-step time per method and shape, its ratio to the baseline, and its fraction of the GEMM peak.
 
@@ -608,14 +634,27 @@ def plot_result(result, title=None):
     import matplotlib.pyplot as plt
 
     names = list(result["shapes"])
-    methods = [m for m in METHOD_COLORS if m != "reference" and any(m in s["methods"] for s in result["shapes"].values())]
+    methods = [
+        m
+        for m in METHOD_COLORS
+        if m != "reference"
+        and any(m in s["methods"] for s in result["shapes"].values())
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     width = 0.8 / len(methods)
     for k, m in enumerate(methods):
         xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(names))]
         rows = [result["shapes"][n]["methods"].get(m) for n in names]
-        for ax, key, scale in zip(axes, ("train_s", "train_ratio", "train_peak_fraction"), (1e3, 1, 1)):
-            ax.bar(xs, [r[key] * scale if r else np.nan for r in rows], width, label=m, color=METHOD_COLORS[m])
+        for ax, key, scale in zip(
+            axes, ("train_s", "train_ratio", "train_peak_fraction"), (1e3, 1, 1)
+        ):
+            ax.bar(
+                xs,
+                [r[key] * scale if r else np.nan for r in rows],
+                width,
+                label=m,
+                color=METHOD_COLORS[m],
+            )
     axes[0].set_ylabel("training step (ms, log)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel(f"time / {result['baseline']} (log)")
@@ -626,43 +665,18 @@ def plot_result(result, title=None):
         ax.set_xticks(range(len(names)), names)
     axes[0].legend(fontsize=8)
     if title is None:
-        blas = result["machine"]["blas"][0] if result["machine"]["blas"] else {"architecture": "?", "threads": "?"}
-        title = (f"{result['date'][:10]}: {result['machine']['cpu_count']} CPUs, BLAS kernel {blas['architecture']}, "
-                 f"{blas['threads']} threads, torch {result['torch']}")
+        blas = (
+            result["machine"]["blas"][0]
+            if result["machine"]["blas"]
+            else {"architecture": "?", "threads": "?"}
+        )
+        title = (
+            f"{result['date'][:10]}: {result['machine']['cpu_count']} CPUs, BLAS kernel {blas['architecture']}, "
+            f"{blas['threads']} threads, torch {result['torch']}"
+        )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def plot_targets(result, targets=TARGETS):
-    """The best convbook method's ratio to PyTorch per shape, forward and training step, beside the targets."""
-    import matplotlib.pyplot as plt
-
-    names = [n for n in result["shapes"] if n in targets]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
-    for i, (ax, key, label) in enumerate(zip(axes, ("forward_ratio", "train_ratio"), ("forward", "training step"))):
-        ax.bar(names, [best_ratio(result, n, key) for n in names], color=METHOD_COLORS["strided"],
-               label="best convbook method")
-        ax.scatter(names, [targets[n][i] for n in names], marker="_", s=400, color="#D55E00", label="target", zorder=3)
-        ax.axhline(1, color="k", lw=0.8)
-        ax.set_title(f"{label}: time / {result['baseline']}")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def format_memory(result):
-    """Peak extra memory per method, forward / training step, as multiples of the input size (a text table)."""
-    lines = [f"{'shape':<6}{'im2col matrix':>15}" + "".join(f"{m:>18}" for m in FAST_METHODS)]
-    for n, s in result["shapes"].items():
-        cells = []
-        for m in FAST_METHODS:
-            r = s["methods"].get(m)
-            cells.append(f"{r['forward_peak_mem_x']:6.2f} / {r['train_peak_mem_x']:6.2f}"
-                         if r and "train_peak_mem_x" in r else "-")
-        lines.append(f"{n:<6}{s['im2col_matrix_x']:>14.2f}x" + "".join(f"{c:>18}" for c in cells))
-    lines.append("(forward / training step, multiples of the input size)")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------
@@ -774,11 +788,28 @@ def html_table(
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m convbook.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shapes", default=None, help="comma-separated shape keys (default: all; a..e, or q1,q2 with --quick)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per method (median reported)")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON to PATH")
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, including the loop reference (seconds)")
+    parser = argparse.ArgumentParser(
+        prog="python -m convbook.bench", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--shapes",
+        default=None,
+        help="comma-separated shape keys (default: all; a..e, or q1,q2 with --quick)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed runs per method (median reported)"
+    )
+    parser.add_argument(
+        "--json",
+        default=None,
+        metavar="PATH",
+        help="also write the results as JSON to PATH",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny shapes, including the loop reference (seconds)",
+    )
     parser.add_argument(
         "--compare",
         nargs=2,
@@ -796,7 +827,12 @@ def main(argv=None):
     for w in _env_warnings():
         print("WARNING: " + w, file=sys.stderr)
     try:
-        result = run(shapes, repeat=args.repeat, quick=args.quick, log=lambda s: print(s, file=sys.stderr))
+        result = run(
+            shapes,
+            repeat=args.repeat,
+            quick=args.quick,
+            log=lambda s: print(s, file=sys.stderr),
+        )
     except ValueError as exc:
         parser.error(str(exc))
     print(format_table(result))

@@ -94,8 +94,7 @@ def _dispatch(method, pass_, x_shape, w_shape, p, *, m=None, route=None):
                 f"got {m!r}"
             )
     if method == "auto":
-        method, chosen = engine.choose(pass_, x_shape, w_shape, p)
-        route = route or chosen
+        method, route = engine.choose(pass_, x_shape, w_shape, p, route=route)
     kwargs = {}
     if method == "winograd":
         winograd.check(w_shape, p)
@@ -257,7 +256,16 @@ def conv2d_grad_input(
 
 
 def conv2d_grad_weight(
-    dout, x, w_shape, *, stride=1, padding=0, dilation=1, groups=1, method="auto"
+    dout,
+    x,
+    w_shape,
+    *,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    method="auto",
+    m=None,
 ):
     """Weight gradient ``dw = dY' . X'^T``, reshaped to the kernel's shape.
 
@@ -266,10 +274,10 @@ def conv2d_grad_weight(
     dout : (N, F, OH, OW) ndarray
     x : (N, C, H, W) ndarray
     w_shape : (F, C // groups, KH, KW) tuple
-    stride, padding, dilation, groups : as for :func:`conv2d_forward`
+    stride, padding, dilation, groups, m : as for :func:`conv2d_forward`
     method : {"auto", "reference", "tutorial", "strided", "wide", "winograd"}
-        ``"winograd"`` uses the strided or wide-rows product (the weight gradient is not
-        a small-kernel convolution).
+        ``"winograd"``: Winograd's F(3 x 3, m x m), ``dout``'s m x m tiles as the
+        filters (:func:`convbook.winograd.tiles_grad_weight`).
 
     Returns
     -------
@@ -292,7 +300,7 @@ def conv2d_grad_weight(
     dout, p = _grad_params(dout, x.shape, w_shape, stride, padding, dilation, groups)
     dtype = np.result_type(dout, x)
     dout, x = dout.astype(dtype, copy=False), x.astype(dtype, copy=False)
-    impl, kwargs = _dispatch(method, "grad_weight", x.shape, w_shape, p)
+    impl, kwargs = _dispatch(method, "grad_weight", x.shape, w_shape, p, m=m)
     return impl.grad_weight(dout, x, w_shape, p, **kwargs)
 
 
@@ -333,6 +341,6 @@ def conv2d_backward(
     x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
     impl, kwargs = _dispatch(method, "grad_input", x.shape, w.shape, p, m=m)
     dx = impl.grad_input(dout, w, x.shape, p, **kwargs)
-    impl, kwargs = _dispatch(method, "grad_weight", x.shape, w.shape, p)
+    impl, kwargs = _dispatch(method, "grad_weight", x.shape, w.shape, p, m=m)
     dw = impl.grad_weight(dout, x, w.shape, p, **kwargs)
     return dx, dw, dout.sum(axis=(0, 2, 3))

@@ -423,9 +423,9 @@ def input_gradient_route(x_shape, w_shape, p) -> str:
     pixel that no output reached. So rot180 wins when ``F * H * W <= C * OH * OW``:
     fewer filters than channels at stride 1 and "same" padding (measured on the
     benchmark layers and on 1x1-to-wide and wide-to-narrow layers, see the chapter "How
-    fast is it?"); at stride S only when ``F * S * S <= C``; and never for a kernel that
-    covers the whole map (a classifier head: one output per sample, ``H * W`` input
-    pixels).
+    fast is it?"); at stride S only when ``F * S * S <= C``; and for a kernel that
+    covers the whole map (a classifier head: one output per sample from ``H * W``
+    pixels) only when ``F * H * W <= C``.
     """
     n, c, h, w = x_shape
     f = w_shape[0]
@@ -442,7 +442,7 @@ def _winograd_fits(w_shape, p) -> bool:
     )
 
 
-def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
+def choose(pass_, x_shape, w_shape, p, opts: Options | None = None, *, route=None):
     """The method (and route) ``method="auto"`` uses for one pass of one layer.
 
     Parameters
@@ -451,6 +451,9 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
     x_shape : (N, C, H, W)
     w_shape : (F, C // groups, KH, KW)
     p : ConvParams
+    route : {None, "col2im", "rot180"}
+        For ``"grad_input"``: the route asked for (``None``: the rule's,
+        :func:`input_gradient_route`); the method is then one that takes it.
 
     Returns
     -------
@@ -474,7 +477,7 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None):
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), None
     if pass_ == "grad_input":
-        route = input_gradient_route(x_shape, w_shape, p)
+        route = route or input_gradient_route(x_shape, w_shape, p)
         if route == "rot180":
             if _winograd_fits(w_shape, p) and big_enough:
                 return "winograd", "rot180"
