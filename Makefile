@@ -88,6 +88,7 @@ translations: install
 	$(call step,extract messages and update the catalogs,$(I18N) update)
 
 test: install
+	$(call step,ruff: lint and format at 88 columns (src tests book tools),$(BIN)/ruff check src tests book tools && $(BIN)/ruff format --check src tests book tools)
 	$(call step,unit tests,$(PYTEST) tests -m "not browser and not lab and not executed")
 	$(call step,doctests,$(PYTEST) --doctest-modules src/convbook)
 	$(call step,notebooks with nbval,$(PYTEST) --nbval-lax --nbval-current-env book)

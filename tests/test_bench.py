@@ -1,4 +1,5 @@
-"""The benchmark's structure on tiny shapes (no timing assertions: speed is reported, never tested)."""
+"""The benchmark's structure on tiny shapes (no timing assertions: speed is reported,
+never tested)."""
 
 import html.parser
 import json
@@ -29,16 +30,25 @@ def test_quick_run_structure(quick_result):
         assert ("winograd" in methods) == (shape.k == 3 and shape.stride == 1)
         for m, row in methods.items():
             assert row["forward_s"] > 0 and row["train_s"] > 0
-            assert np.isclose(row["forward_gflops"], shape.forward_flops / row["forward_s"] / 1e9)
-            assert np.isclose(row["forward_peak_fraction"], row["forward_gflops"] / s["peak_gflops"])
+            assert np.isclose(
+                row["forward_gflops"], shape.forward_flops / row["forward_s"] / 1e9
+            )
+            assert np.isclose(
+                row["forward_peak_fraction"], row["forward_gflops"] / s["peak_gflops"]
+            )
             # every method computed the same convolution as the baseline (float32)
             assert row["max_rel_diff"] < 1e-4, (name, m)
-        assert s["best_forward"] in methods and s["best_forward"] not in ("torch", "reference")
+        assert s["best_forward"] in methods and s["best_forward"] not in (
+            "torch",
+            "reference",
+        )
         base = "torch" if r["baseline"] == "torch" else None
         if base:
             assert methods["torch"]["forward_ratio"] == pytest.approx(1.0)
         else:
-            assert min(v["forward_ratio"] for k, v in methods.items() if k != "reference") == pytest.approx(1.0)
+            assert min(
+                v["forward_ratio"] for k, v in methods.items() if k != "reference"
+            ) == pytest.approx(1.0)
 
 
 def test_json_and_table(quick_result, tmp_path):
@@ -95,12 +105,23 @@ def test_plots_and_memory_table_read_the_result(quick_result):
     r = quick_result
     fig = bench.plot_result(r, title="quick")
     bars = [p for ax in fig.axes for p in ax.patches]
-    methods = {m for s in r["shapes"].values() for m in s["methods"] if m != "reference"}
-    # one bar per (panel, method, shape), and the time panel's heights are the result's times in ms
+    methods = {
+        m for s in r["shapes"].values() for m in s["methods"] if m != "reference"
+    }
+    # one bar per (panel, method, shape), and the time panel's heights are the result's
+    # times in ms
     assert len(bars) == 3 * len(methods) * len(r["shapes"])
-    heights = sorted(round(b.get_height(), 9) for b in fig.axes[0].patches if np.isfinite(b.get_height()))
-    want = sorted(round(s["methods"][m]["train_s"] * 1e3, 9) for s in r["shapes"].values() for m in s["methods"]
-                  if m != "reference")
+    heights = sorted(
+        round(b.get_height(), 9)
+        for b in fig.axes[0].patches
+        if np.isfinite(b.get_height())
+    )
+    want = sorted(
+        round(s["methods"][m]["train_s"] * 1e3, 9)
+        for s in r["shapes"].values()
+        for m in s["methods"]
+        if m != "reference"
+    )
     assert heights == want
     plt.close(fig)
 
@@ -120,9 +141,15 @@ def test_ratios_are_medians_of_rounds_with_their_spread(quick_result):
 def test_compare_two_runs(quick_result, tmp_path):
     newer = json.loads(json.dumps(quick_result))
     row = newer["shapes"]["q1"]["methods"]["strided"]
-    row["forward_ratio"] = 2 * quick_result["shapes"]["q1"]["methods"]["strided"]["forward_ratio"]
+    row["forward_ratio"] = (
+        2 * quick_result["shapes"]["q1"]["methods"]["strided"]["forward_ratio"]
+    )
     text = bench.compare(quick_result, newer)
-    strided = [line for line in text.splitlines() if line.startswith("q1") and "strided" in line]
+    strided = [
+        line
+        for line in text.splitlines()
+        if line.startswith("q1") and "strided" in line
+    ]
     assert len(strided) == 1 and "+100%" in strided[0]
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     a.write_text(json.dumps(quick_result))

@@ -1,8 +1,9 @@
-"""The book's sources: notebooks stored clean, every page in the table of contents, config sane.
+"""The book's sources: notebooks stored clean, every page in the table of contents,
+config sane.
 
-The book build executes every notebook (`execute_notebooks: force`), so a stored output would only
-be stale noise in diffs; nbval (`pytest --nbval-lax`) fails only on exceptions, so a notebook with
-no assert-ing cell would pass whatever it printed.
+The book build executes every notebook (`execute_notebooks: force`), so a stored output
+would only be stale noise in diffs; nbval (`pytest --nbval-lax`) fails only on
+exceptions, so a notebook with no assert-ing cell would pass whatever it printed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import yaml  # PyYAML, a dependency of jupyter-book
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
-# The chapters, in reading order (the shared brief's list); _toc.yml must list exactly these.
+# The chapters, in reading order (the shared brief's list); _toc.yml must list exactly
+# these.
 PAGES = [
     "book/intro",
     "book/gallery",
@@ -80,15 +82,22 @@ def test_toc_lists_every_page_in_order():
 def test_every_toc_entry_exists_once():
     files = _toc_files(_yaml(ROOT / "_toc.yml"))
     for entry in files:
-        matches = [p for p in (ROOT / f"{entry}.md", ROOT / f"{entry}.ipynb") if p.exists()]
-        # Two sources with one stem: Sphinx warns "multiple files found for the document".
-        assert len(matches) == 1, f"_toc.yml entry {entry!r}: found {[str(m) for m in matches]}"
+        matches = [
+            p for p in (ROOT / f"{entry}.md", ROOT / f"{entry}.ipynb") if p.exists()
+        ]
+        # Two sources with one stem: Sphinx warns "multiple files found for the
+        # document".
+        assert len(matches) == 1, (
+            f"_toc.yml entry {entry!r}: found {[str(m) for m in matches]}"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_in_toc(path):
     files = _toc_files(_yaml(ROOT / "_toc.yml"))
-    assert path.relative_to(ROOT).with_suffix("").as_posix() in files, f"{path.name} is not in _toc.yml"
+    assert path.relative_to(ROOT).with_suffix("").as_posix() in files, (
+        f"{path.name} is not in _toc.yml"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -97,28 +106,39 @@ def test_notebook_is_stored_without_outputs(path):
     dirty = [
         k
         for k, cell in enumerate(nb["cells"])
-        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+        if cell["cell_type"] == "code"
+        and (cell.get("outputs") or cell.get("execution_count") is not None)
     ]
-    assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts (clear them)"
-    assert "widgets" not in nb.get("metadata", {}), f"{path.name}: saved widget state in the metadata"
+    assert not dirty, (
+        f"{path.name}: cells {dirty} have outputs or execution counts (clear them)"
+    )
+    assert "widgets" not in nb.get("metadata", {}), (
+        f"{path.name}: saved widget state in the metadata"
+    )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_kernelspec(path):
     spec = _load(path).get("metadata", {}).get("kernelspec", {})
-    assert spec.get("name") == "python3", f"{path.name}: kernelspec {spec!r} (the build needs 'python3')"
+    assert spec.get("name") == "python3", (
+        f"{path.name}: kernelspec {spec!r} (the build needs 'python3')"
+    )
     assert spec.get("language") == "python"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_asserts_its_claims(path):
-    """At least one code cell really asserts (an `assert` statement, not a comment or a string)."""
+    """At least one code cell really asserts (an `assert` statement, not a comment or a
+    string)."""
     asserting = []
     for k, cell in enumerate(_load(path)["cells"]):
         if cell["cell_type"] != "code":
             continue
         # IPython magics and shell lines are not Python: blank them before parsing.
-        src = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in _source(cell).splitlines())
+        src = "\n".join(
+            "" if line.lstrip().startswith(("%", "!")) else line
+            for line in _source(cell).splitlines()
+        )
         try:
             tree = ast.parse(src)
         except SyntaxError as err:
@@ -161,7 +181,9 @@ def test_book_config():
 
 
 def _repo_links():
-    spec = importlib.util.spec_from_file_location("repo_links", BOOK / "_ext" / "repo_links.py")
+    spec = importlib.util.spec_from_file_location(
+        "repo_links", BOOK / "_ext" / "repo_links.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -171,10 +193,19 @@ def _repo_links():
     "remote, url",
     [
         ("git@github.com:someone/convbook.git", "https://github.com/someone/convbook"),
-        ("https://github.com/someone/convbook.git", "https://github.com/someone/convbook"),
+        (
+            "https://github.com/someone/convbook.git",
+            "https://github.com/someone/convbook",
+        ),
         ("https://github.com/someone/convbook/", "https://github.com/someone/convbook"),
-        ("ssh://git@gitlab.com/group/convbook.git", "https://gitlab.com/group/convbook"),
-        ("https://user:token@github.com/someone/convbook", "https://github.com/someone/convbook"),
+        (
+            "ssh://git@gitlab.com/group/convbook.git",
+            "https://gitlab.com/group/convbook",
+        ),
+        (
+            "https://user:token@github.com/someone/convbook",
+            "https://github.com/someone/convbook",
+        ),
         ("git@bitbucket.org:team/convbook.git", "https://bitbucket.org/team/convbook"),
         ("/srv/clones/convbook", None),
         ("file:///srv/clones/convbook", None),

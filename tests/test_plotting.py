@@ -281,7 +281,9 @@ def test_full_conv_equals_conv2d_grad_input(stride, padding, dilation):
         padding=padding,
         dilation=dilation,
     )[0, 0]
-    np.testing.assert_allclose(drawn, dx)  # the correlation is ∇X itself: nothing to crop
+    np.testing.assert_allclose(
+        drawn, dx
+    )  # the correlation is ∇X itself: nothing to crop
     assert "✓" in all_text(fig)
     # the drawn input of the full convolution is dilate(dout) bordered by D(K-1), its
     # padding rows cut off: stride zeros included, dout[0, 0] at D(K-1) - P

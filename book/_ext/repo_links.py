@@ -1,18 +1,20 @@
 """Point the repository and launch buttons at the repository the book is built from.
 
-jupyter-book 1.x reads the repository URL from ``_config.yml``; written there it is wrong in
-every fork and clone, and left out it defaults to jupyter-book's own repository. This Sphinx
-extension asks git instead, at build time (``config-inited``):
+jupyter-book 1.x reads the repository URL from ``_config.yml``; written there it is
+wrong in every fork and clone, and left out it defaults to jupyter-book's own
+repository. This Sphinx extension asks git instead, at build time (``config-inited``):
 
 - ``git remote get-url origin`` is an https or ssh URL of a GitHub, GitLab or Bitbucket
-  repository: the repository button links to it, Binder launches it (``environment.yml`` and
-  ``postBuild`` at the root), Colab opens GitHub notebooks; the branch is the checked-out one.
-- anything else (no git, no remote, a local path as in a fresh ``git clone /some/dir``, an
+  repository: the repository button links to it, Binder launches it (``environment.yml``
+  and ``postBuild`` at the root), Colab opens GitHub notebooks; the branch is the
+  checked-out one.
+- anything else (no git, no remote, a local path as in a fresh ``git clone /some/dir``,
+  an
   unknown host): no repository or launch buttons at all, so the book has no dead links.
 
-The options are updated in place on ``html_theme_options`` (whatever ``_config.yml`` already put
-there, e.g. with ``recursive_update``, is kept). ``CONVBOOK_REPO_URL`` overrides the remote
-(an empty value switches the buttons off).
+The options are updated in place on ``html_theme_options`` (whatever ``_config.yml``
+already put there, e.g. with ``recursive_update``, is kept). ``CONVBOOK_REPO_URL``
+overrides the remote (an empty value switches the buttons off).
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-PROVIDERS = {"github.com": "github", "gitlab.com": "gitlab", "bitbucket.org": "bitbucket"}
+PROVIDERS = {
+    "github.com": "github",
+    "gitlab.com": "gitlab",
+    "bitbucket.org": "bitbucket",
+}
 BINDER_URL = "https://mybinder.org"
 COLAB_URL = "https://colab.research.google.com"
 
@@ -36,7 +42,12 @@ _SCP_LIKE = re.compile(r"^(?:[\w.+-]+@)?(?P<host>[\w.-]+):(?P<path>(?!/)[^\s]+)$
 def _git(args: list[str], cwd: Path) -> str:
     try:
         out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return ""
@@ -56,7 +67,10 @@ def https_url(remote: str) -> str | None:
     True
     """
     remote = remote.strip()
-    m = re.match(r"^(?:https?|ssh|git)://(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?/(?P<path>.+)$", remote)
+    m = re.match(
+        r"^(?:https?|ssh|git)://(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?/(?P<path>.+)$",
+        remote,
+    )
     if m is None:
         m = _SCP_LIKE.match(remote)
     if m is None:
@@ -73,13 +87,19 @@ def https_url(remote: str) -> str | None:
 
 
 def repository_options(root: Path) -> dict:
-    """Theme options for the repository at ``root`` (empty buttons when there is none)."""
+    """Theme options for the repository at ``root`` (no buttons when there is none)."""
     override = os.environ.get("CONVBOOK_REPO_URL")
-    remote = override if override is not None else _git(["remote", "get-url", "origin"], root)
+    remote = (
+        override
+        if override is not None
+        else _git(["remote", "get-url", "origin"], root)
+    )
     url = https_url(remote) if remote else None
     if url is None:
         if remote:
-            logger.info(f"[repo_links] remote {remote!r} is not a hosted repository: no buttons")
+            logger.info(
+                f"[repo_links] remote {remote!r} is not a hosted repository: no buttons"
+            )
         return {
             "repository_url": "",
             "use_repository_button": False,

@@ -1,25 +1,29 @@
 """Benchmark convbook's convolution methods against PyTorch, measured in the same run.
 
-Run ``python -m convbook.bench`` (``--help`` for options). For each layer shape and method it times the forward pass
-and a training step (forward plus all three gradients), reports medians of repeated runs, the ratio to PyTorch
-(``torch.nn.functional.conv2d`` forward, forward + backward through autograd, with ``torch.set_num_threads``
-matched to NumPy's BLAS threads) or, without torch, to the fastest convbook method; the achieved GFLOP/s and its
-fraction of the machine's float32 matrix-multiply peak (measured in the same run with a square GEMM of about the
-same number of operations); and the BLAS library, kernel and threads as :mod:`threadpoolctl` sees them.
+Run ``python -m convbook.bench`` (``--help`` for options). For each layer shape and
+method it times the forward pass and a training step (forward plus all three gradients),
+reports medians of repeated runs, the ratio to PyTorch (``torch.nn.functional.conv2d``
+forward, forward + backward through autograd, with ``torch.set_num_threads`` matched to
+NumPy's BLAS threads) or, without torch, to the fastest convbook method; the achieved
+GFLOP/s and its fraction of the machine's float32 matrix-multiply peak (measured in the
+same run with a square GEMM of about the same number of operations); and the BLAS
+library, kernel and threads as :mod:`threadpoolctl` sees them.
 
-Methods are timed round-robin (one run of each method per round), so slow drifts of a shared machine hit every
-method alike; before each method's turn the benchmark pauses briefly and makes untimed calls, because the
-threads of one library (OpenBLAS, PyTorch's OpenMP) keep spinning for a moment after a call and would slow the
-next library's first call; the untimed calls go on for at least ``WARM_S`` seconds, since an idle core can take
-tens of milliseconds to come back to full speed (seen on a 2-core virtual machine). OpenBLAS reads
-``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower kernel the benchmark says so.
-Unset them for the run only::
+Methods are timed round-robin (one run of each method per round), so slow drifts of a
+shared machine hit every method alike; before each method's turn the benchmark pauses
+briefly and makes untimed calls, because the threads of one library (OpenBLAS, PyTorch's
+OpenMP) keep spinning for a moment after a call and would slow the next library's first
+call; the untimed calls go on for at least ``WARM_S`` seconds, since an idle core can
+take tens of milliseconds to come back to full speed (seen on a 2-core virtual machine).
+OpenBLAS reads ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a
+slower kernel the benchmark says so. Unset them for the run only::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
 
 Notes
 -----
-The results and what to make of them are in the book's chapter "How fast is it?" (``book/benchmarks.ipynb``).
+The results and what to make of them are in the book's chapter "How fast is it?"
+(``book/benchmarks.ipynb``).
 """
 
 from __future__ import annotations
@@ -60,7 +64,8 @@ class Shape(NamedTuple):
     padding: int
 
     def __str__(self):
-        return f"({self.n}, {self.c}->{self.f}, {self.hw}, {self.k}, {self.stride}, {self.padding})"
+        n, c, f, hw, k = self.n, self.c, self.f, self.hw, self.k
+        return f"({n}, {c}->{f}, {hw}, {k}, {self.stride}, {self.padding})"
 
     @property
     def out_hw(self):
@@ -73,7 +78,8 @@ class Shape(NamedTuple):
 
     @property
     def train_flops(self):
-        """Forward, input gradient and weight gradient: each the same product count (bias gradient ignored)."""
+        """Forward, input gradient and weight gradient: each the same product count
+        (bias gradient ignored)."""
         return 3 * self.forward_flops
 
 
@@ -86,21 +92,22 @@ SHAPES = {
 }
 
 
-#: Tiny layers for ``--quick`` (seconds, includes the loop reference): structure checks, not speed.
+#: Tiny layers for ``--quick`` (seconds, with the loop reference): structure, not speed.
 QUICK_SHAPES = {
     "q1": Shape(2, 3, 4, 8, 3, 1, 1),
     "q2": Shape(2, 4, 4, 9, 3, 2, 0),
 }
 
 CONVBOOK_METHODS = ("reference", "tutorial", "strided", "wide", "winograd", "auto")
-#: Pause before each method's turn in a round (seconds), see :func:`run`: OpenBLAS threads spin for up to about
-#: 0.1 s after a call before they sleep.
+#: Pause before each method's turn in a round (seconds), see :func:`run`: OpenBLAS
+#: threads spin for up to about 0.1 s after a call before they sleep.
 SETTLE_S = 0.25
 
 
-#: Untimed calls before each method's timed ones, for at least this long (seconds): on the benchmark's 2-core
-#: virtual machine a core left idle for the pause came back slowly, and threaded code ran at one core's speed
-#: for the first 50-60 ms of calls (measured on layer a: 16 ms per Winograd forward, then 9-10 ms).
+#: Untimed calls before each method's timed ones, for at least this long (seconds): on
+#: the benchmark's 2-core virtual machine a core left idle for the pause came back
+#: slowly, and threaded code ran at one core's speed for the first 50-60 ms of calls
+#: (measured on layer a: 16 ms per Winograd forward, then 9-10 ms).
 WARM_S = 0.1
 
 
@@ -123,7 +130,8 @@ def _methods_for(shape, quick):
 
 
 def blas_info():
-    """BLAS libraries NumPy uses: list of dicts (library, version, kernel/architecture, threads), via threadpoolctl.
+    """BLAS libraries NumPy uses: list of dicts (library, version, kernel/architecture,
+    threads), via threadpoolctl.
 
     Returns an empty list when threadpoolctl is not installed.
     """
@@ -165,7 +173,8 @@ def _env_warnings():
     return [
         "OpenBLAS variables are set ("
         + ", ".join(f"{k}={v}" for k, v in set_vars.items())
-        + "): they can force a slower kernel (about half the matrix speed). For a fair run: "
+        + "): they can force a slower kernel (about half the matrix speed). "
+        "For a fair run: "
         "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench"
     ]
 
@@ -177,7 +186,8 @@ def _timeit(fn):
 
 
 def _gemm_peak(flops, repeat, rng):
-    """Float32 GEMM GFLOP/s for a square product of about ``flops`` operations (n between 128 and 1536)."""
+    """Float32 GEMM GFLOP/s for a square product of about ``flops`` operations (n
+    between 128 and 1536)."""
     n = int(round((flops / 2) ** (1 / 3) / 64)) * 64
     n = min(max(n, 128), 1536)
     a = rng.standard_normal((n, n), dtype=np.float32)
@@ -190,10 +200,12 @@ def _gemm_peak(flops, repeat, rng):
 
 
 def peak_memory(fn):
-    """Peak bytes allocated (and not yet freed) while ``fn()`` runs, as :mod:`tracemalloc` sees them.
+    """Peak bytes allocated (and not yet freed) while ``fn()`` runs, as
+    :mod:`tracemalloc` sees them.
 
-    NumPy reports its array buffers to tracemalloc, so this counts every temporary array, the result included.
-    Memory allocated before the call (the inputs) does not count.
+    NumPy reports its array buffers to tracemalloc, so this counts every temporary
+    array, the result included. Memory allocated before the call (the inputs) does not
+    count.
 
     Examples
     --------
@@ -267,8 +279,8 @@ def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None):
     Returns
     -------
     dict or None
-        ``{"steps", "torch_s", <method>: {"epoch_s", "ratio", "ratio_min", "ratio_max"}}``;
-        ``None`` without PyTorch or scikit-learn.
+        ``{"steps", "torch_s", <method>: {"epoch_s", "ratio", "ratio_min",
+        "ratio_max"}}``; ``None`` without PyTorch or scikit-learn.
     """
     try:
         import torch
@@ -320,13 +332,14 @@ def run(
     shapes : iterable of str
         Keys of :data:`SHAPES` (or of :data:`QUICK_SHAPES` with ``quick=True``).
     repeat : int
-        Timed runs per method (after one warm-up); medians are reported. Methods slower than 2 s per run get at
-        most 3.
+        Timed runs per method (after one warm-up); medians are reported. Methods slower
+        than 2 s per run get at most 3.
     quick : bool
         Tiny shapes, and the loop reference is included.
     memory : bool
-        Also measure each convbook method's peak allocated memory (forward, and training step) with
-        :func:`peak_memory`, reported as a multiple of the input's size (one extra untimed run each).
+        Also measure each convbook method's peak allocated memory (forward, and training
+        step) with :func:`peak_memory`, reported as a multiple of the input's size (one
+        extra untimed run each).
     log : callable, optional
         Called with progress lines (e.g. ``print``).
     """
@@ -340,9 +353,7 @@ def run(
     rng = np.random.default_rng(seed)
     threads = _blas_threads()
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
-        ),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "machine": platform.machine(),
@@ -352,7 +363,8 @@ def run(
             "numpy": np.__version__,
             "blas": blas_info(),
             "env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
-            # other work on the machine distorts timings; the ratios (same run, round-robin) suffer least
+            # other work on the machine distorts timings; the ratios (same run,
+            # round-robin) suffer least
             "loadavg_start": _loadavg(),
         },
         "warnings": _env_warnings(),
@@ -401,8 +413,9 @@ def run(
         for r in range(repeat):
             for m, (fwd, train) in candidates.items():
                 if r < per_kind_repeats[m]:
-                    # NumPy's BLAS threads and PyTorch's OpenMP threads keep spinning for a moment after a call,
-                    # taking cores from whichever library runs next: pause, then one untimed call first.
+                    # NumPy's BLAS threads and PyTorch's OpenMP threads keep spinning
+                    # for a moment after a call, taking cores from whichever library
+                    # runs next: pause, then one untimed call first.
                     time.sleep(0 if quick else SETTLE_S)
                     _warm(fwd, 0 if quick else WARM_S)
                     times[m]["forward"].append(_timeit(fwd))
@@ -420,11 +433,13 @@ def run(
                 "train_gflops": shape.train_flops / t_s / 1e9,
                 "forward_peak_fraction": shape.forward_flops / f_s / 1e9 / peak,
                 "train_peak_fraction": shape.train_flops / t_s / 1e9 / peak,
-                # the fastest run too: less sensitive than the median to other work on a shared machine
+                # the fastest run too: less sensitive than the median to other work on a
+                # shared machine
                 "forward_min_s": float(np.min(times[m]["forward"])),
                 "train_min_s": float(np.min(times[m]["train"])),
                 "runs": len(times[m]["forward"]),
-                # float32 accuracy, relative to the largest entry of the reference's result
+                # float32 accuracy, relative to the largest entry of the reference's
+                # result
                 "max_rel_diff": _rel_diff(outs[m], ref_out),
                 "train_max_rel_diff": max(
                     _rel_diff(g, r) for g, r in zip(grads[m], ref_grads, strict=True)
@@ -459,7 +474,8 @@ def run(
             "shape": list(shape),
             "label": str(shape),
             "forward_gflop": shape.forward_flops / 1e9,
-            # the column matrix the seed's im2col builds, and the output, as multiples of the input's size
+            # the column matrix the seed's im2col builds, and the output, as multiples
+            # of the input's size
             "im2col_matrix_x": shape.k**2 * oh * oh / shape.hw**2,
             "output_x": shape.f * oh * oh / (shape.c * shape.hw**2),
             "peak_gemm_n": peak_n,
@@ -550,7 +566,8 @@ def format_table(result):
                 mem = f"{r['forward_peak_mem_x']:>5.2f}x/{r['train_peak_mem_x']:>5.2f}x"
             lines.append(
                 f"{name if i == 0 else '':<8} {meth:<9} {r['forward_s'] * 1e3:>8.2f}"
-                f" {ratio(r, 'forward', star_f):>17} {100 * r['forward_peak_fraction']:>4.0f}%"
+                f" {ratio(r, 'forward', star_f):>17}"
+                f" {100 * r['forward_peak_fraction']:>4.0f}%"
                 f"  {r['train_s'] * 1e3:>8.2f} {ratio(r, 'train', star_t):>17}"
                 f" {100 * r['train_peak_fraction']:>4.0f}%  {err:>15}  {mem:>13}"
             )
@@ -610,8 +627,9 @@ def compare(old, new):
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Reading a result: pictures and the memory table (the benchmarks chapter draws stored and live runs with these)
+# --------------------------------------------------------------------------------------
+# Reading a result: pictures and the memory table (the benchmarks chapter draws stored
+# and live runs with these)
 
 #: One colour per method, from the book's Okabe-Ito palette.
 METHOD_COLORS = {
@@ -627,7 +645,8 @@ FAST_METHODS = ("tutorial", "strided", "wide", "winograd")
 
 
 def plot_result(result, title=None):
-    """Training-step time per method and shape, its ratio to the baseline, and its fraction of the GEMM peak.
+    """Training-step time per method and shape, its ratio to the baseline, and its
+    fraction of the GEMM peak.
 
     Returns a matplotlib Figure (matplotlib is imported here only).
     """
@@ -646,7 +665,10 @@ def plot_result(result, title=None):
         xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(names))]
         rows = [result["shapes"][n]["methods"].get(m) for n in names]
         for ax, key, scale in zip(
-            axes, ("train_s", "train_ratio", "train_peak_fraction"), (1e3, 1, 1)
+            axes,
+            ("train_s", "train_ratio", "train_peak_fraction"),
+            (1e3, 1, 1),
+            strict=True,
         ):
             ax.bar(
                 xs,
@@ -671,7 +693,8 @@ def plot_result(result, title=None):
             else {"architecture": "?", "threads": "?"}
         )
         title = (
-            f"{result['date'][:10]}: {result['machine']['cpu_count']} CPUs, BLAS kernel {blas['architecture']}, "
+            f"{result['date'][:10]}: {result['machine']['cpu_count']} CPUs, "
+            f"BLAS kernel {blas['architecture']}, "
             f"{blas['threads']} threads, torch {result['torch']}"
         )
     fig.suptitle(title, fontsize=10)
