@@ -104,7 +104,7 @@ def unphase(dxf, g: Geometry, params, x_shape, out=None):
 
 
 def column_matrix(x, kernel_hw, params):
-    """``X'`` on wide rows: ``(G, Cg*KH*KW, N*L)``, one block copy per kernel offset."""
+    """``X'^T`` on wide rows: ``(G, Cg*KH*KW, N*L)``, a block copy per kernel offset."""
     g = geometry(x.shape, kernel_hw, params)
     xf = phases(x, g, params)  # (SH, SW, N, C, Hq*Wq)
     n, c = x.shape[:2]
@@ -115,7 +115,7 @@ def column_matrix(x, kernel_hw, params):
 
 
 def wide_output_matrix(dout, g: Geometry, groups):
-    """``dY'`` on wide rows, zeros in the junk columns: ``(G, F/G, N*OH*Wq)``."""
+    """``dY'^T`` on wide rows, zeros in the junk columns: ``(G, F/G, N*OH*Wq)``."""
     n, f = dout.shape[:2]
     dy = np.zeros((f, n, g.oh, g.wq), dtype=dout.dtype)
     dy[..., : g.ow] = dout.transpose(1, 0, 2, 3)  # (F, N, OH, OW)

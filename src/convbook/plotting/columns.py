@@ -270,7 +270,7 @@ def draw_im2col_batch(data, *, ax=None):
         top + body + 0.4,
         [
             "X' = cb.im2col(x): rows (n, i, j), columns (c, p, q);  "
-            "W'ᵀ = w.reshape(F, -1).T",
+            "K' = w.reshape(F, -1).T",
             "Y' is cb.conv2d_forward(x, w) rearranged: the product drawn",
         ],
         scale=0.85,
@@ -282,10 +282,10 @@ def plot_im2col_batch(
     batch=2, in_channels=2, out_channels=3, *, input_size=3, kernel_size=2, ax=None
 ):
     """Batch and channels in one product:
-    ``X' (N·OH·OW, C·KH·KW) @ W'ᵀ (C·KH·KW, F) = Y' (N·OH·OW, F)``.
+    ``X' (N·OH·OW, C·KH·KW) @ K' (C·KH·KW, F) = Y' (N·OH·OW, F)``.
 
     Row blocks of X' are the samples (rows ordered n, i, j), column blocks the input
-    channels (columns ordered c, p, q); each column of W'ᵀ is one filter flattened; Y'
+    channels (columns ordered c, p, q); each column of K' is one filter flattened; Y'
     reshaped and transposed is ``(N, F, OH, OW)``.
 
     Parameters
