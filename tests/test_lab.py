@@ -296,7 +296,8 @@ def _check_explorer(page):
     )
     handle = box.locator(".noUi-handle").first
     handle.focus()
-    page.keyboard.press("ArrowLeft")  # the first slider (here the stride) one step down
+    # the first slider (by-hand's explorer: the stride, saved at its minimum, 1) one up
+    page.keyboard.press("ArrowRight")
     page.wait_for_function(
         "([img, before]) => img.getAttribute('src') !== before",
         arg=[image.element_handle(), src],
