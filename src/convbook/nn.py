@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "ParameterFree",
     "ReLU",
     "Flatten",
     "Sequential",
@@ -22,7 +23,24 @@ __all__ = [
 ]
 
 
-class ReLU:
+class ParameterFree:
+    """What the layers without parameters share: ``layer(x)`` is ``layer.forward(x)``,
+    and ``parameters()`` and ``grads()`` are empty."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def parameters(self):
+        return []
+
+    def grads(self):
+        return []
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class ReLU(ParameterFree):
     """``out = max(x, 0)``; ``dx = dout`` where ``x > 0``, else 0 (as PyTorch's).
 
     Examples
@@ -41,20 +59,8 @@ class ReLU:
     def backward(self, dout):
         return np.where(self._on, dout, 0)
 
-    def __call__(self, x):
-        return self.forward(x)
 
-    def parameters(self):
-        return []
-
-    def grads(self):
-        return []
-
-    def __repr__(self):
-        return "ReLU()"
-
-
-class Flatten:
+class Flatten(ParameterFree):
     """``(N, ...) -> (N, everything else)``; backward reshapes ``dout`` back.
 
     Examples
@@ -72,18 +78,6 @@ class Flatten:
 
     def backward(self, dout):
         return dout.reshape(self._shape)  # (N, C, H, W)
-
-    def __call__(self, x):
-        return self.forward(x)
-
-    def parameters(self):
-        return []
-
-    def grads(self):
-        return []
-
-    def __repr__(self):
-        return "Flatten()"
 
 
 class Sequential:
