@@ -515,13 +515,7 @@ def draw_full_conv(data, *, position=(0, 0), ax=None):
     d.text(xk, top - 0.35, "rot180(K)", scale=0.85)
     d.grid(w, xk, top + kh + 1.3, tint("kernel", 0.2), name="K")
     d.text(xk, top + kh + 0.95, "K", scale=0.85)
-    faces = [[(1.0, 1.0, 1.0)] * wp for _ in range(hp)]
-    text = [["" for _ in range(wp)] for _ in range(hp)]
-    for a in range(hp):
-        for b in range(wp):
-            if a * wp + b <= i * wp + j:
-                faces[a][b] = tint("gradient")
-                text[a][b] = fmt(full[a, b])
+    faces, text = filled_so_far(full, (i, j), "gradient")
     d.grid(None, xf, top, faces, shape=(hp, wp), text=text, name="dXp")
     d.outline(xf + j, top + i, 1, 1)
     d.text(xf, top - 0.35, "∇X", scale=0.85)
