@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import convbook as cb
-from convbook import bugs
+from convbook import bugs, ladder
 from convbook.check import LADDER, check_layer, check_module, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_the_reference_agrees_with_finite_differences_on_every_setting():
     for s in LADDER:
         want = _expected(s)
         for name in ("dx", "dw", "db"):
-            assert cb.rel_error(want[name], bugs._finite_differences(name, s)) < 1e-13
+            assert cb.rel_error(want[name], ladder._finite_differences(name, s)) < 1e-13
 
 
 # --------------------------------------------------------------------------------------
