@@ -29,7 +29,13 @@ from .nn import (
     softmax_cross_entropy,
     to_torch,
 )
-from .shapes import ConvParams, OutputShape, conv_output_shape, conv_params
+from .shapes import (
+    ConvParams,
+    OutputShape,
+    conv_output_shape,
+    conv_params,
+    describe_settings,
+)
 from .source import show_source
 
 __version__ = "0.1.0"
@@ -77,6 +83,7 @@ __all__ = [
     "conv2d_grad_weight",
     "conv_output_shape",
     "conv_params",
+    "describe_settings",
     "dilate",
     "full_conv_border",
     "full_conv_operands",

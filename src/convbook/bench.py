@@ -51,6 +51,7 @@ from .benchreport import (  # the result read: tables and pictures
 )
 
 __all__ = [
+    "best_time",
     "Shape",
     "SHAPES",
     "QUICK_SHAPES",
@@ -194,6 +195,22 @@ def _env_warnings():
         "For a fair run: "
         "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench"
     ]
+
+
+def best_time(fn, repeat=3):
+    """The fastest of ``repeat`` runs of ``fn()``, in seconds (the chapters' timings).
+
+    Examples
+    --------
+    >>> best_time(lambda: sum(range(10)), repeat=2) >= 0
+    True
+    """
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 def _timeit(fn):

@@ -17,6 +17,7 @@ __all__ = [
     "ConvParams",
     "as_pair",
     "conv_output_shape",
+    "describe_settings",
     "conv_params",
     "check_float",
     "check_ndim",
@@ -183,6 +184,17 @@ def conv_params(
     return ConvParams(
         stride=stride, padding=pads, dilation=dilation, groups=int(groups)
     )
+
+
+def describe_settings(settings) -> str:
+    """Keyword hyper-parameters as text, for tables: ``"stride=2, padding=1"``.
+
+    Examples
+    --------
+    >>> describe_settings(dict(stride=2, padding=(1, 0))), describe_settings({})
+    ('stride=2, padding=(1, 0)', '(defaults)')
+    """
+    return ", ".join(f"{k}={v!r}" for k, v in settings.items()) or "(defaults)"
 
 
 def conv_output_shape(
