@@ -68,7 +68,7 @@ def geometry(x_shape, kernel_hw, params) -> Geometry:
     return Geometry(hq, wq, oh, ow, oh * wq, starts)
 
 
-def _phase_slices(params, g, a, b, shape):
+def _phase_slices(params, a, b, shape):
     """Input pixels of phase (a, b) and where they sit inside it."""
     (sh, sw), (pt, _, pl, _) = params.stride, params.padding
     r0, c0 = (a - pt) % sh, (b - pl) % sw  # the first input row/col in this phase
@@ -85,7 +85,7 @@ def phases(x, g: Geometry, params):
     xf = np.zeros((sh, sw, n, c, g.hq, g.wq), dtype=x.dtype)
     for a in range(sh):
         for b in range(sw):
-            (rs, cs), (ri, ci) = _phase_slices(params, g, a, b, x.shape[2:])
+            (rs, cs), (ri, ci) = _phase_slices(params, a, b, x.shape[2:])
             xf[a, b, :, :, ri, ci] = x[:, :, rs, cs]
     return xf.reshape(sh, sw, n, c, g.hq * g.wq)
 
@@ -98,7 +98,7 @@ def unphase(dxf, g: Geometry, params, x_shape, out=None):
     dx = np.empty(x_shape, dtype=dxf.dtype) if out is None else out
     for a in range(sh):
         for b in range(sw):
-            (rs, cs), (ri, ci) = _phase_slices(params, g, a, b, x_shape[2:])
+            (rs, cs), (ri, ci) = _phase_slices(params, a, b, x_shape[2:])
             dx[:, :, rs, cs] = dq[a, b, :, :, ri, ci].transpose(1, 0, 2, 3)
     return dx
 
