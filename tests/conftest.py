@@ -4,6 +4,9 @@ once)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -88,3 +91,30 @@ def case(request):
     reference."""
     x, w, b, kw = make_case(request.param)
     return (x, w, b, kw, *reference_all(x, w, b, kw))
+
+
+# --------------------------------------------------------------------------------------
+# Headless Chromium, for the browser tests of the built book and of JupyterLab
+
+#: Debian's chromium (never a downloaded browser: TRAPS.md); ``CHROMIUM`` overrides it.
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# the machine has no internet: without these, chromium's background connections fail
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+]
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests must skip (no chromium binary), or ``None``."""
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return None
+    return f"no chromium at {CHROMIUM} (install it: apt-get install -y chromium)"
+
+
+def launch_chromium(playwright):
+    """Headless Chromium from :data:`CHROMIUM`, offline-safe."""
+    executable = str(CHROMIUM)
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)

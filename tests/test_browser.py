@@ -29,12 +29,12 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
 import pytest
+from conftest import chromium_missing, launch_chromium
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("CONVBOOK_HTML", ROOT / "_build" / "html")).resolve()
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SKIP_PAGES = {"genindex.html", "search.html"}
 # The other language editions: folder under the English site -> <html lang>.
 EDITIONS = {"zh": "zh-CN"}
@@ -81,10 +81,8 @@ def _skip_reason() -> str | None:
         return (
             f"the book is not built: no {HTML / 'index.html'} (run `make book` first)"
         )
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return (
-            f"no chromium at {CHROMIUM} (install Debian's: apt-get install -y chromium)"
-        )
+    if chromium_missing():
+        return chromium_missing()
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -119,15 +117,7 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-            ],
-        )
+        browser = launch_chromium(pw)
         try:
             yield browser
         finally:

@@ -33,13 +33,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import chromium_missing, launch_chromium
 
 pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CHAPTER = "by-hand.ipynb"  # two explorers, a dropdown of solutions with maths
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SETTINGS = {
     # autosave would write the outputs of the run into book/*.ipynb
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
@@ -56,11 +56,8 @@ SETTINGS = {
 
 
 def _skip_reason() -> str | None:
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        return (
-            f"no chromium binary at {CHROMIUM} "
-            "(install Debian's: apt-get install -y chromium)"
-        )
+    if chromium_missing():
+        return chromium_missing()
     try:
         import jupyterlab  # noqa: F401
         import playwright.sync_api  # noqa: F401
@@ -193,15 +190,7 @@ def test_chapter_in_jupyterlab(lab):
     started = time.monotonic()
     outside = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--disable-background-networking",
-            ],
-        )
+        browser = launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
