@@ -338,3 +338,30 @@ def _chunks_threads_and_wide_padding(padding, threads):
     rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
     assert _rel(dx, rdx) < RTOL64[4] and _rel(dw, rdw) < RTOL64[4]
     np.testing.assert_allclose(db, rdb, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kernel, padding, dilation",
+    [
+        (3, 1, 1),
+        (3, 0, 1),
+        (3, 2, 1),
+        (3, "same", 2),
+        ((3, 5), (1, 2), 1),
+        (4, "same", 1),
+    ],
+)
+def test_full_conv_padding_is_the_border_at_stride_1(kernel, padding, dilation):
+    """Padding dout by full_conv_padding builds what full_conv_border builds."""
+    from convbook.methods.winograd import full_conv_padding
+
+    p = cb.conv_params(kernel, padding=padding, dilation=dilation)
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    x_shape = (2, 1, 7, 8)
+    oh, ow = p.output_shape(x_shape[2:], k)[:2]
+    dout = np.random.default_rng(0).standard_normal((2, 1, oh, ow))
+    big = cb.full_conv_border(dout, k, x_shape, p)
+    top, bottom, left, right = full_conv_padding(k, p)
+    assert min(top, bottom, left, right) >= 0
+    padded = np.pad(dout, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    np.testing.assert_array_equal(padded, big)

@@ -6,8 +6,8 @@
 * forward: the weights are transformed once; the batch is cut into chunks of samples
   whose transformed tiles fit in cache (``winograd_chunk_bytes``), each chunk padded on
   its own, and the chunks are dealt out to threads by the engine;
-* input gradient: the rot180 route, a 3x3 stride-1 convolution again
-  (:func:`convbook.methods.strided.grad_input_rot180` with this module's forward);
+* input gradient: the rot180 route, a 3x3 stride-1 convolution again, of ``dout``
+  padded chunk by chunk (:func:`full_conv_padding`) with the turned kernels;
 * weight gradient: Winograd again, F(3 x 3, m x m) with ``dout``'s tiles as the filters
   (:func:`convbook.winograd.tiles_grad_weight`), summed over chunks of samples.
 """
@@ -19,10 +19,19 @@ import functools
 import numpy as np
 
 from .. import engine
+from ..kernels import rot180, swap_in_out
+from ..shapes import ConvParams
 from ..winograd import tiles_conv2d, tiles_grad_weight, weight_transform
 from . import strided
 
-__all__ = ["TILES", "check", "forward", "grad_input", "grad_weight"]
+__all__ = [
+    "TILES",
+    "check",
+    "forward",
+    "full_conv_padding",
+    "grad_input",
+    "grad_weight",
+]
 
 #: Output tile sizes: F(2,3), F(4,3), F(6,3).
 TILES = (2, 4, 6)
@@ -66,7 +75,8 @@ def forward(x, w, b, params, *, m=4, out=None):
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=x.dtype)
     th, tw = -(-oh // m), -(-ow // m)
-    bytes_per_sample = (m + 2) ** 2 * c * th * tw * x.dtype.itemsize
+    # a chunk holds its transformed input tiles (C per tile) and their products (F)
+    bytes_per_sample = (m + 2) ** 2 * (c + f) * th * tw * x.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / bytes_per_sample))
     macs = n * f * c * oh * ow * 9
     per = engine.split_for_threads(n, per, macs, opts)
@@ -87,15 +97,45 @@ def forward(x, w, b, params, *, m=4, out=None):
     return out
 
 
+def full_conv_padding(kernel_hw, params):
+    """At stride 1, the border of the rot180 route as a padding of ``dout`` itself.
+
+    :func:`~convbook.methods.strided.full_conv_border` pads ``dout`` by ``D*(K-1)``
+    and keeps rows ``P_top .. P_top + H + D*(K-1) - 1``; at stride 1 no input row is
+    unreached, so what it keeps is ``dout`` padded by ``D*(K-1) - P`` on each side
+    (top, bottom, left, right). A negative entry (padding wider than ``D*(K-1)``) means
+    rows cut, which a padding cannot do.
+
+    Examples
+    --------
+    >>> from convbook import conv_params
+    >>> full_conv_padding((3, 3), conv_params(3, padding=1))
+    (1, 1, 1, 1)
+    """
+    (kh, kw), (dh, dw) = kernel_hw, params.dilation
+    pt, pb, pl, pr = params.padding
+    eh, ew = dh * (kh - 1), dw * (kw - 1)
+    return (eh - pt, eh - pb, ew - pl, ew - pr)
+
+
 def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
-    """The rot180 route, Winograd as the correlation (stride 1: no zeros inserted)."""
+    """The rot180 route, Winograd as the correlation (stride 1: no zeros inserted).
+
+    The border is padded chunk by chunk, as the forward pass pads its input
+    (:func:`full_conv_padding`), so the padded ``dout`` of the whole batch is never
+    built; a padding wider than the kernel's reach takes the general route.
+    """
     if route != "rot180":
         raise ValueError(
             "method='winograd' computes the input gradient by route='rot180', "
             f"got {route!r}"
         )
-    correlate = functools.partial(forward, m=m)
-    return strided.grad_input_rot180(dout, w, x_shape, params, correlate, out=out)
+    padding = full_conv_padding(w.shape[2:], params)
+    if min(padding) < 0:
+        correlate = functools.partial(forward, m=m)
+        return strided.grad_input_rot180(dout, w, x_shape, params, correlate, out=out)
+    wt = rot180(swap_in_out(w, 1)).astype(dout.dtype, copy=False)  # (C, F, 3, 3)
+    return forward(dout, wt, None, ConvParams(padding=padding), m=m, out=out)
 
 
 def grad_weight(dout, x, w_shape, params, *, m=4):
