@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convbook import bench
+from convbook import bench, benchenv
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,10 @@ def test_cli_quick_writes_json(tmp_path, capsys):
 
 def test_env_warning(monkeypatch):
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
-    assert any("OPENBLAS_CORETYPE=Haswell" in w for w in bench._env_warnings())
+    assert any("OPENBLAS_CORETYPE=Haswell" in w for w in benchenv.env_warnings())
     monkeypatch.delenv("OPENBLAS_CORETYPE")
     monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
-    assert bench._env_warnings() == []
+    assert benchenv.env_warnings() == []
 
 
 def test_bad_arguments():
@@ -283,3 +283,25 @@ def test_html_table_of_the_stored_runs(name):
     # each layer's first row carries its name; every row has a cell per column
     assert [len(r) for r in body].count(2 + n) == len(stored["shapes"])
     assert all(len(r) in (1 + n, 2 + n) for r in body)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_threads_reach_numpy_torch_and_the_engine(threads):
+    """``threads=`` holds NumPy's BLAS, sets PyTorch's threads and convbook's engine,
+    and gives the BLAS back as it was."""
+    from convbook import engine
+
+    before = benchenv.blas_threads()
+    shape = bench.Shape(8, 32, 32, 32, 3, 1, 1)  # enough work for the engine's threads
+    x, w, b = np.ones((8, 32, 32, 32)), np.ones((32, 32, 3, 3)), np.ones(32)
+    with benchenv.threads_held(threads) as held:
+        assert held == threads == benchenv.blas_threads()
+        fwd, _ = bench._convbook_fns(shape, "strided", x, w, b, None, threads)
+        fwd()
+        assert engine.last_plan().threads == threads
+    assert benchenv.blas_threads() == before
+    r = bench.run(("q1",), repeat=1, quick=True, memory=False, threads=threads)
+    assert r["threads"] == r["engine_threads"] == threads
+    assert benchenv.blas_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        bench.run(("q1",), quick=True, threads=0)

@@ -39,6 +39,13 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .benchenv import (  # the machine: its BLAS, threads and load
+    OPENBLAS_VARS,
+    blas_info,
+    env_warnings,
+    loadavg,
+    threads_held,
+)
 from .benchreport import (  # the result read: tables and pictures
     FAST_METHODS,
     HTML_COLUMNS,
@@ -147,56 +154,6 @@ def _methods_for(shape, quick):
     return methods
 
 
-def blas_info():
-    """BLAS libraries NumPy uses: list of dicts (library, version, kernel/architecture,
-    threads), via threadpoolctl.
-
-    Returns an empty list when threadpoolctl is not installed.
-    """
-    try:
-        from threadpoolctl import threadpool_info
-    except (
-        ImportError
-    ):  # pragma: no cover - threadpoolctl ships with the book's dependencies
-        return []
-    out = []
-    for info in threadpool_info():
-        if info.get("user_api") != "blas":
-            continue
-        out.append(
-            {
-                "library": info.get("internal_api"),
-                "version": info.get("version"),
-                "architecture": info.get("architecture"),
-                "threading_layer": info.get("threading_layer"),
-                "threads": info.get("num_threads"),
-                "filepath": os.path.basename(info.get("filepath", "")),
-            }
-        )
-    return out
-
-
-def _blas_threads():
-    info = blas_info()
-    return info[0]["threads"] if info else (os.cpu_count() or 1)
-
-
-OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
-def _env_warnings():
-    set_vars = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ}
-    if not set_vars:
-        return []
-    return [
-        "OpenBLAS variables are set ("
-        + ", ".join(f"{k}={v}" for k, v in set_vars.items())
-        + "): they can force a slower kernel (about half the matrix speed). "
-        "For a fair run: "
-        "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench"
-    ]
-
-
 def best_time(fn, repeat=3):
     """The fastest of ``repeat`` runs of ``fn()``, in seconds (the chapters' timings).
 
@@ -261,17 +218,20 @@ def peak_memory(fn):
             tracemalloc.stop()
 
 
-def _convbook_fns(shape, method, x, w, b, dout):
+def _convbook_fns(shape, method, x, w, b, dout, threads=None):
     from .conv import conv2d_backward, conv2d_forward
+    from .engine import options
 
     kw = dict(stride=shape.stride, padding=shape.padding, method=method)
 
     def fwd():
-        return conv2d_forward(x, w, b, **kw)
+        with options(threads=threads):
+            return conv2d_forward(x, w, b, **kw)
 
     def train():
-        conv2d_forward(x, w, b, **kw)
-        return conv2d_backward(dout, x, w, **kw)
+        with options(threads=threads):
+            conv2d_forward(x, w, b, **kw)
+            return conv2d_backward(dout, x, w, **kw)
 
     return fwd, train
 
@@ -303,12 +263,13 @@ def _torch_fns(shape, x, w, b, dout, threads):
     return fwd, train, torch.__version__
 
 
-def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None):
+def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None, threads=None):
     """Time one training epoch of the digits network, convbook's against PyTorch's.
 
     The network of the chapter "Train a network with your layer"
     (:func:`convbook.digits.network`), float32, the BLAS's threads and as many for
-    PyTorch; interleaved rounds (PyTorch first), the ratio in each round.
+    PyTorch (or ``threads`` for both and for convbook's engine); interleaved rounds
+    (PyTorch first), the ratio in each round.
 
     Returns
     -------
@@ -323,11 +284,25 @@ def run_digits(*, repeat=5, methods=("auto",), settle=SETTLE_S, log=None):
     except ImportError:
         return None
     log = log or (lambda *a: None)
-    torch.set_num_threads(_blas_threads())
+    with threads_held(threads) as n_threads:
+        torch.set_num_threads(n_threads)
+        return _run_digits(digits, repeat, methods, settle, log, threads)
+
+
+def _run_digits(digits, repeat, methods, settle, log, threads):
+    from .engine import options
+
+    def held(fn):
+        def epoch():
+            with options(threads=threads):
+                return fn()
+
+        return epoch
+
     epochs = {"torch": None}
     for m in methods:
         ours, theirs = digits.epoch_fns(np.float32, method=m)
-        epochs[m], epochs["torch"] = ours, epochs["torch"] or theirs
+        epochs[m], epochs["torch"] = held(ours), epochs["torch"] or theirs
     steps = len(epochs["torch"]())  # also the warm-up
     for m in methods:
         epochs[m]()
@@ -358,6 +333,7 @@ def run(
     memory=True,
     log=None,
     digits=None,
+    threads=None,
 ):
     """Run the benchmark; return a JSON-ready dict (see the module docstring).
 
@@ -376,7 +352,20 @@ def run(
         extra untimed run each).
     log : callable, optional
         Called with progress lines (e.g. ``print``).
+    threads : int, optional
+        Threads for everyone: NumPy's BLAS, PyTorch, and convbook's engine
+        (``cb.options(threads=...)``); default: the BLAS's threads, as many for PyTorch,
+        and the engine's own choice.
     """
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    with threads_held(threads) as n_threads:
+        return _run(
+            shapes, repeat, quick, seed, memory, log, digits, threads, n_threads
+        )
+
+
+def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threads):
     table = QUICK_SHAPES if quick else SHAPES
     unknown = [s for s in shapes if s not in table]
     if unknown:
@@ -385,7 +374,6 @@ def run(
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     log = log or (lambda *a: None)
     rng = np.random.default_rng(seed)
-    threads = _blas_threads()
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -399,12 +387,14 @@ def run(
             "env": {k: os.environ.get(k) for k in OPENBLAS_VARS},
             # other work on the machine distorts timings; the ratios (same run,
             # round-robin) suffer least
-            "loadavg_start": _loadavg(),
+            "loadavg_start": loadavg(),
         },
-        "warnings": _env_warnings(),
+        "warnings": env_warnings(),
         "dtype": "float32",
         "repeat": repeat,
         "threads": threads,
+        # set for everyone by threads= (None: the engine chose its own)
+        "engine_threads": engine_threads,
         "torch": None,
         "baseline": None,
         "shapes": {},
@@ -429,7 +419,7 @@ def run(
             result["torch"] = torch_fns[2]
             candidates["torch"] = torch_fns[:2]
         for m in _methods_for(shape, quick):
-            candidates[m] = _convbook_fns(shape, m, x, w, b, dout)
+            candidates[m] = _convbook_fns(shape, m, x, w, b, dout, engine_threads)
         # warm-up (and a correctness cross-check against the first method's output)
         outs, grads, per_kind_repeats, times = {}, {}, {}, {}
         for m, (fwd, train) in candidates.items():
@@ -523,9 +513,9 @@ def run(
         digits = not quick
     if digits:
         result["digits"] = run_digits(
-            repeat=repeat, methods=("auto", "strided"), log=log
+            repeat=repeat, methods=("auto", "strided"), log=log, threads=engine_threads
         )
-    result["machine"]["loadavg_end"] = _loadavg()
+    result["machine"]["loadavg_end"] = loadavg()
     return result
 
 
@@ -535,13 +525,6 @@ def _as_float64(a):
 
 def _rel_diff(got, want):
     return float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-30))
-
-
-def _loadavg():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):  # pragma: no cover - not on every platform
-        return None
 
 
 def main(argv=None):
@@ -568,6 +551,12 @@ def main(argv=None):
         help="tiny shapes, including the loop reference (seconds)",
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for NumPy's BLAS, PyTorch and convbook (default: the BLAS's)",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar=("OLD", "NEW"),
@@ -581,7 +570,7 @@ def main(argv=None):
         return text
     table = QUICK_SHAPES if args.quick else SHAPES
     shapes = tuple(args.shapes.split(",")) if args.shapes else tuple(table)
-    for w in _env_warnings():
+    for w in env_warnings():
         print("WARNING: " + w, file=sys.stderr)
     try:
         result = run(
@@ -589,6 +578,7 @@ def main(argv=None):
             repeat=args.repeat,
             quick=args.quick,
             log=lambda s: print(s, file=sys.stderr),
+            threads=args.threads,
         )
     except ValueError as exc:
         parser.error(str(exc))

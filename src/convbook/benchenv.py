@@ -1,0 +1,95 @@
+"""The benchmark's machine: NumPy's BLAS, its threads, the OpenBLAS variables, the load.
+
+Split from :mod:`convbook.bench`, which re-exports :func:`blas_info`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+__all__ = [
+    "OPENBLAS_VARS",
+    "blas_info",
+    "blas_threads",
+    "env_warnings",
+    "loadavg",
+    "threads_held",
+]
+
+
+def blas_info():
+    """BLAS libraries NumPy uses: list of dicts (library, version, kernel/architecture,
+    threads), via threadpoolctl.
+
+    Returns an empty list when threadpoolctl is not installed.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except (
+        ImportError
+    ):  # pragma: no cover - threadpoolctl ships with the book's dependencies
+        return []
+    out = []
+    for info in threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        out.append(
+            {
+                "library": info.get("internal_api"),
+                "version": info.get("version"),
+                "architecture": info.get("architecture"),
+                "threading_layer": info.get("threading_layer"),
+                "threads": info.get("num_threads"),
+                "filepath": os.path.basename(info.get("filepath", "")),
+            }
+        )
+    return out
+
+
+def blas_threads():
+    info = blas_info()
+    return info[0]["threads"] if info else (os.cpu_count() or 1)
+
+
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def env_warnings():
+    set_vars = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ}
+    if not set_vars:
+        return []
+    return [
+        "OpenBLAS variables are set ("
+        + ", ".join(f"{k}={v}" for k, v in set_vars.items())
+        + "): they can force a slower kernel (about half the matrix speed). "
+        "For a fair run: "
+        "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench"
+    ]
+
+
+@contextlib.contextmanager
+def threads_held(threads):
+    """NumPy's BLAS on ``threads`` threads inside (``None``: as it is); PyTorch's
+    threads as they were after."""
+    torch = sys.modules.get("torch")  # the runs set its threads: given back after
+    torch_threads = torch.get_num_threads() if torch else None
+    try:
+        if threads is None:
+            yield blas_threads()
+            return
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(threads, user_api="blas"):
+            yield threads
+    finally:
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+
+
+def loadavg():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return None
