@@ -79,14 +79,17 @@ def _phase_slices(params, a, b, shape):
 
 
 def phases(x, g: Geometry, params):
-    """The padded input in stride phases, ``(SH, SW, N, C, Hq*Wq)``: one copy."""
+    """The padded input in stride phases, ``(SH, SW, N, C, Hq*Wq)``: one copy.
+
+    Only the phases some kernel offset reads are filled; the others stay zero (a 1x1
+    kernel at stride 2 reads one phase of four).
+    """
     sh, sw = params.stride
     n, c = x.shape[:2]
     xf = np.zeros((sh, sw, n, c, g.hq, g.wq), dtype=x.dtype)
-    for a in range(sh):
-        for b in range(sw):
-            (rs, cs), (ri, ci) = _phase_slices(params, a, b, x.shape[2:])
-            xf[a, b, :, :, ri, ci] = x[:, :, rs, cs]
+    for a, b in sorted({(a, b) for a, b, _ in g.starts}):
+        (rs, cs), (ri, ci) = _phase_slices(params, a, b, x.shape[2:])
+        xf[a, b, :, :, ri, ci] = x[:, :, rs, cs]
     return xf.reshape(sh, sw, n, c, g.hq * g.wq)
 
 
@@ -96,10 +99,14 @@ def unphase(dxf, g: Geometry, params, x_shape, out=None):
     c, n = dxf.shape[2:4]
     dq = dxf.reshape(sh, sw, c, n, g.hq, g.wq)
     dx = np.empty(x_shape, dtype=dxf.dtype) if out is None else out
+    read = {(a, b) for a, b, _ in g.starts}
     for a in range(sh):
         for b in range(sw):
             (rs, cs), (ri, ci) = _phase_slices(params, a, b, x_shape[2:])
-            dx[:, :, rs, cs] = dq[a, b, :, :, ri, ci].transpose(1, 0, 2, 3)
+            if (a, b) in read:
+                dx[:, :, rs, cs] = dq[a, b, :, :, ri, ci].transpose(1, 0, 2, 3)
+            else:  # pixels no kernel offset reads: no gradient
+                dx[:, :, rs, cs] = 0
     return dx
 
 
