@@ -273,7 +273,9 @@ def test_html_table_takes_what_the_result_holds():
         bench.html_table({"shapes": {"x": old}}, ("forward_s", "speed"))
 
 
-@pytest.mark.parametrize("name", ["bench-full.json", "bench-xeon-2cores.json"])
+@pytest.mark.parametrize(
+    "name", ["bench-full.json", "bench-1thread.json", "bench-xeon-2cores.json"]
+)
 def test_html_table_of_the_stored_runs(name):
     path = Path(__file__).parents[1] / "book" / "data" / name
     stored = json.loads(path.read_text(encoding="utf-8"))
