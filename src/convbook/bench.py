@@ -4,10 +4,11 @@ Run ``python -m convbook.bench`` (``--help`` for options). For each layer shape 
 method it times the forward pass and a training step (forward plus all three gradients),
 reports medians of repeated runs, the ratio to PyTorch (``torch.nn.functional.conv2d``
 forward, forward + backward through autograd, with ``torch.set_num_threads`` matched to
-NumPy's BLAS threads) or, without torch, to the fastest convbook method; the achieved
-GFLOP/s and its fraction of the machine's float32 matrix-multiply peak (measured in the
-same run with a square GEMM of about the same number of operations); and the BLAS
-library, kernel and threads as :mod:`threadpoolctl` sees them.
+NumPy's BLAS threads, or everyone held to ``--threads N``) or, without torch, to the
+fastest convbook method; the achieved GFLOP/s and its fraction of the machine's float32
+matrix-multiply peak (measured in the same run with a square GEMM of about the same
+number of operations); and the BLAS library, kernel and threads as :mod:`threadpoolctl`
+sees them.
 
 Methods are timed round-robin (one run of each method per round), so slow drifts of a
 shared machine hit every method alike; before each method's turn the benchmark pauses
@@ -357,7 +358,9 @@ def run(
         (``cb.options(threads=...)``); default: the BLAS's threads, as many for PyTorch,
         and the engine's own choice.
     """
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ValueError(f"threads must be a positive int, got {threads!r}")
     with threads_held(threads) as n_threads:
         return _run(

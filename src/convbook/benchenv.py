@@ -1,6 +1,6 @@
 """The benchmark's machine: NumPy's BLAS, its threads, the OpenBLAS variables, the load.
 
-Split from :mod:`convbook.bench`, which re-exports :func:`blas_info`.
+:mod:`convbook.bench` records these with every run (and re-exports :func:`blas_info`).
 """
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ def blas_info():
 
 
 def blas_threads():
+    """The first BLAS library's threads (the CPU count without threadpoolctl).
+
+    Examples
+    --------
+    >>> blas_threads() >= 1
+    True
+    """
     info = blas_info()
     return info[0]["threads"] if info else (os.cpu_count() or 1)
 
@@ -57,6 +64,14 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def env_warnings():
+    """A warning per set OpenBLAS variable that can force a slower kernel (a list).
+
+    Examples
+    --------
+    >>> import os
+    >>> env_warnings() == [] or any(k in os.environ for k in OPENBLAS_VARS)
+    True
+    """
     set_vars = {k: os.environ[k] for k in OPENBLAS_VARS if k in os.environ}
     if not set_vars:
         return []
@@ -71,8 +86,15 @@ def env_warnings():
 
 @contextlib.contextmanager
 def threads_held(threads):
-    """NumPy's BLAS on ``threads`` threads inside (``None``: as it is); PyTorch's
-    threads as they were after."""
+    """Context manager: NumPy's BLAS on ``threads`` threads inside (``None``: as it
+    is), yielding that thread count; PyTorch's threads as they were, after.
+
+    Examples
+    --------
+    >>> with threads_held(1) as n:
+    ...     n == blas_threads() == 1
+    True
+    """
     torch = sys.modules.get("torch")  # the runs set its threads: given back after
     torch_threads = torch.get_num_threads() if torch else None
     try:
@@ -89,6 +111,7 @@ def threads_held(threads):
 
 
 def loadavg():
+    """The 1-, 5- and 15-minute load averages, rounded (``None`` where unknown)."""
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):  # pragma: no cover - not on every platform
