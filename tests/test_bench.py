@@ -307,3 +307,15 @@ def test_threads_reach_numpy_torch_and_the_engine(threads):
     assert benchenv.blas_threads() == before
     with pytest.raises(ValueError, match="threads"):
         bench.run(("q1",), quick=True, threads=0)
+
+
+def test_a_round_keeps_the_median_of_back_to_back_calls(quick_result, monkeypatch):
+    """Fast methods are timed CALLS times a round (the median kept), slow ones once."""
+    assert quick_result["calls_per_round"] == bench.CALLS > 1
+    rows = [r for s in quick_result["shapes"].values() for r in s["methods"].values()]
+    assert {r["calls_per_round"] for r in rows} <= {1, bench.CALLS}
+    assert any(r["calls_per_round"] == bench.CALLS for r in rows)
+    assert f"median of up to {bench.CALLS} calls" in bench.format_table(quick_result)
+    times = iter([3.0, 1.0, 2.0])
+    monkeypatch.setattr(bench, "_timeit", lambda fn: next(times))
+    assert bench._median_time(None, 3) == 2.0

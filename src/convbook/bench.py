@@ -10,14 +10,15 @@ matrix-multiply peak (measured in the same run with a square GEMM of about the s
 number of operations); and the BLAS library, kernel and threads as :mod:`threadpoolctl`
 sees them.
 
-Methods are timed round-robin (one run of each method per round), so slow drifts of a
-shared machine hit every method alike; before each method's turn the benchmark pauses
-briefly and makes untimed calls, because the threads of one library (OpenBLAS, PyTorch's
-OpenMP) keep spinning for a moment after a call and would slow the next library's first
-call; the untimed calls go on for at least ``WARM_S`` seconds, since an idle core can
-take tens of milliseconds to come back to full speed (seen on a 2-core virtual machine).
-OpenBLAS reads ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a
-slower kernel the benchmark says so. Unset them for the run only::
+Methods are timed round-robin (a turn of each method per round: the median of up to
+``CALLS`` calls back to back), so slow drifts of a shared machine hit every method
+alike; before each method's turn the benchmark pauses briefly and makes untimed calls,
+because the threads of one library (OpenBLAS, PyTorch's OpenMP) keep spinning for a
+moment after a call and would slow the next library's first call; the untimed calls go
+on for at least ``WARM_S`` seconds, since an idle core can take tens of milliseconds to
+come back to full speed (seen on a 2-core virtual machine). OpenBLAS reads
+``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` at start-up; when they force a slower kernel
+the benchmark says so. Unset them for the run only::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
 
@@ -135,6 +136,19 @@ SETTLE_S = 0.25
 #: slowly, and threaded code ran at one core's speed for the first 50-60 ms of calls
 #: (measured on layer a: 16 ms per Winograd forward, then 9-10 ms).
 WARM_S = 0.1
+
+
+#: Back-to-back timed calls in a round, for a method whose first call (forward pass and
+#: training step together) took under ``CALLS_UNDER_S`` seconds; the round keeps their
+#: median. One call a round left the per-round ratios of a layer spread over 3x on the
+#: benchmark's shared 2-core machine (layer d, forward: 0.39 to 1.27).
+CALLS = 5
+CALLS_UNDER_S = 0.25
+
+
+def _median_time(fn, calls):
+    """The median of ``calls`` timed calls of ``fn``, back to back (seconds)."""
+    return float(np.median([_timeit(fn) for _ in range(calls)]))
 
 
 def _warm(fn, seconds):
@@ -395,6 +409,7 @@ def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threa
         "warnings": env_warnings(),
         "dtype": "float32",
         "repeat": repeat,
+        "calls_per_round": CALLS,
         "threads": threads,
         # set for everyone by threads= (None: the engine chose its own)
         "engine_threads": engine_threads,
@@ -424,7 +439,7 @@ def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threa
         for m in _methods_for(shape, quick):
             candidates[m] = _convbook_fns(shape, m, x, w, b, dout, engine_threads)
         # warm-up (and a correctness cross-check against the first method's output)
-        outs, grads, per_kind_repeats, times = {}, {}, {}, {}
+        outs, grads, per_kind_repeats, calls, times = {}, {}, {}, {}, {}
         for m, (fwd, train) in candidates.items():
             t0 = time.perf_counter()
             outs[m] = _as_float64(fwd())
@@ -436,6 +451,7 @@ def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threa
                 1 if t_fwd + t_train > 10 else (3 if t_fwd + t_train > 2 else repeat)
             )
             per_kind_repeats[m] = min(per_kind_repeats[m], repeat)
+            calls[m] = CALLS if t_fwd + t_train < CALLS_UNDER_S else 1
             times[m] = {"forward": [], "train": []}
         for r in range(repeat):
             for m, (fwd, train) in candidates.items():
@@ -445,8 +461,8 @@ def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threa
                     # runs next: pause, then one untimed call first.
                     time.sleep(0 if quick else SETTLE_S)
                     _warm(fwd, 0 if quick else WARM_S)
-                    times[m]["forward"].append(_timeit(fwd))
-                    times[m]["train"].append(_timeit(train))
+                    times[m]["forward"].append(_median_time(fwd, calls[m]))
+                    times[m]["train"].append(_median_time(train, calls[m]))
         ref_name = "torch" if "torch" in outs else "strided"
         ref_out, ref_grads = outs[ref_name], grads[ref_name]
         rows = {}
@@ -460,11 +476,13 @@ def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threa
                 "train_gflops": shape.train_flops / t_s / 1e9,
                 "forward_peak_fraction": shape.forward_flops / f_s / 1e9 / peak,
                 "train_peak_fraction": shape.train_flops / t_s / 1e9 / peak,
-                # the fastest run too: less sensitive than the median to other work on a
-                # shared machine
+                # the fastest round too: less sensitive than the median to other work
+                # on a shared machine
                 "forward_min_s": float(np.min(times[m]["forward"])),
                 "train_min_s": float(np.min(times[m]["train"])),
                 "runs": len(times[m]["forward"]),
+                # timed calls in each round, their median kept
+                "calls_per_round": calls[m],
                 # float32 accuracy, relative to the largest entry of the reference's
                 # result
                 "max_rel_diff": _rel_diff(outs[m], ref_out),

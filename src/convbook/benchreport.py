@@ -35,6 +35,11 @@ def format_table(result):
         f"numpy {m['numpy']}, torch {result['torch'] or 'not installed'}, "
         f"{m['cpu_count']} CPUs, {m['platform']}, {result['date']}, float32, "
         f"{result['repeat']} interleaved rounds"
+        + (
+            f" (a round: the median of up to {result['calls_per_round']} calls)"
+            if result.get("calls_per_round", 1) > 1
+            else ""
+        )
     )
     env = ", ".join(f"{k}={v}" for k, v in m["env"].items() if v is not None) or "unset"
     lines.append(
