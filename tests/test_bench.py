@@ -275,7 +275,13 @@ def test_html_table_takes_what_the_result_holds():
 
 
 @pytest.mark.parametrize(
-    "name", ["bench-full.json", "bench-1thread.json", "bench-xeon-2cores.json"]
+    "name",
+    [
+        "bench-full.json",
+        "bench-1thread.json",
+        "bench-xeon-2cores.json",
+        "bench-epyc-avx2.json",
+    ],
 )
 def test_html_table_of_the_stored_runs(name):
     path = Path(__file__).parents[1] / "book" / "data" / name
