@@ -3,9 +3,10 @@
 3x3 kernels, stride 1, dilation 1, groups 1, any padding. The tile algorithm itself is
 :func:`convbook.winograd.tiles_conv2d`; this module drives it over a batch:
 
-* forward: the weights are transformed once; the batch is cut into chunks of samples
-  whose transformed tiles fit in cache (``winograd_chunk_bytes``), each chunk padded on
-  its own, and the chunks are dealt out to threads by the engine;
+* forward: the weights are transformed once, by the threads together (a range of
+  filters each); the batch is cut into chunks of samples whose transformed tiles fit in
+  cache (``winograd_chunk_bytes``), each chunk padded on its own, and the chunks are
+  dealt out to threads by the engine;
 * input gradient: the rot180 route, a 3x3 stride-1 convolution again, of ``dout``
   padded chunk by chunk (:func:`full_conv_padding`) with the turned kernels;
 * weight gradient: Winograd again, F(3 x 3, m x m) with ``dout``'s tiles as the filters
@@ -81,18 +82,24 @@ def forward(x, w, b, params, *, m=4, out=None):
     macs = n * f * c * oh * ow * 9
     per = engine.split_for_threads(n, per, macs, opts)
 
-    def work(lo, hi):
+    u = np.empty(((m + 2) ** 2, f, c), dtype=w.dtype)  # the transformed weights
+
+    def transform(lo, hi):  # filters lo..hi
+        u[:, lo:hi] = weight_transform(w[lo:hi], m)
+
+    def work(lo, hi):  # samples lo..hi
         xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
         tiles_conv2d(xp, u, m, out=out[lo:hi])
         if b is not None:
             out[lo:hi] += b.reshape(f, 1, 1)
 
-    # The weight transform runs on one BLAS thread too: a BLAS thread that has just
-    # worked keeps spinning for a while, taking the core that the second worker needs
-    # (measured on benchmark layer d: 9.4 ms with the transform on two BLAS threads, 5.7
-    # ms without).
+    # The weights are transformed by the worker threads too, a range of filters each,
+    # on one BLAS thread: done before them on the calling thread alone it held them up
+    # (benchmark layer d, 2 threads: 0.90-0.94 of the time, paired rounds), and a BLAS
+    # thread that has just worked keeps spinning, taking a worker's core.
     with engine.blas_single_thread():
-        u = weight_transform(w, m)  # (alpha^2, F, C)
+        filters = engine.split_for_threads(f, f, macs, opts)  # a range a thread
+        engine.over_samples(f, filters, macs, transform, opts)
         engine.over_samples(n, per, macs, work, opts)
     return out
 
