@@ -365,3 +365,24 @@ def test_full_conv_padding_is_the_border_at_stride_1(kernel, padding, dilation):
     assert min(top, bottom, left, right) >= 0
     padded = np.pad(dout, ((0, 0), (0, 0), (top, bottom), (left, right)))
     np.testing.assert_array_equal(padded, big)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_weight_transform_is_split_over_the_threads(threads, monkeypatch):
+    """The forward pass transforms the weights a range of filters a thread, and the
+    ranges cover every filter once."""
+    calls = []
+    real = cb.methods.winograd.weight_transform
+
+    def recording(w, m):
+        calls.append(w.shape[0])
+        return real(w, m)
+
+    monkeypatch.setattr(cb.methods.winograd, "weight_transform", recording)
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((4, 3, 6, 6)), rng.standard_normal((5, 3, 3, 3))
+    with cb.options(threads=threads, thread_min_work=0):
+        got = conv2d_forward(x, w, padding=1, method="winograd")
+    assert sorted(calls) == ([2, 3] if threads == 2 else [5])  # in any order
+    want = conv2d_forward(x, w, padding=1, method="reference")
+    assert _rel(got, want) < RTOL64[4]

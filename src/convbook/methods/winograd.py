@@ -94,9 +94,10 @@ def forward(x, w, b, params, *, m=4, out=None):
             out[lo:hi] += b.reshape(f, 1, 1)
 
     # The weights are transformed by the worker threads too, a range of filters each,
-    # on one BLAS thread: done before them on the calling thread alone it held them up
-    # (benchmark layer d, 2 threads: 0.90-0.94 of the time, paired rounds), and a BLAS
-    # thread that has just worked keeps spinning, taking a worker's core.
+    # on one BLAS thread: done first on the calling thread alone, it kept the other
+    # worker waiting (benchmark layer d, 2 threads: 0.90 and 0.92 of the time in two
+    # sets of paired rounds; layer a 1.00), and a BLAS thread that has just worked
+    # keeps spinning, taking a worker's core.
     with engine.blas_single_thread():
         filters = engine.split_for_threads(f, f, macs, opts)  # a range a thread
         engine.over_samples(f, filters, macs, transform, opts)
