@@ -50,6 +50,10 @@ class Geometry(NamedTuple):
         tuple  # per kernel offset (p, q), row-major: (phase row a, phase col b, start)
     )
 
+    def phases_read(self):
+        """The stride phases ``(a, b)`` some kernel offset reads, in order."""
+        return sorted({(a, b) for a, b, _ in self.starts})
+
 
 def geometry(x_shape, kernel_hw, params) -> Geometry:
     """The phases' size and, per kernel offset, its phase and the start of its run."""
@@ -87,7 +91,7 @@ def phases(x, g: Geometry, params):
     sh, sw = params.stride
     n, c = x.shape[:2]
     xf = np.zeros((sh, sw, n, c, g.hq, g.wq), dtype=x.dtype)
-    for a, b in sorted({(a, b) for a, b, _ in g.starts}):
+    for a, b in g.phases_read():
         (rs, cs), (ri, ci) = _phase_slices(params, a, b, x.shape[2:])
         xf[a, b, :, :, ri, ci] = x[:, :, rs, cs]
     return xf.reshape(sh, sw, n, c, g.hq * g.wq)
@@ -99,7 +103,7 @@ def unphase(dxf, g: Geometry, params, x_shape, out=None):
     c, n = dxf.shape[2:4]
     dq = dxf.reshape(sh, sw, c, n, g.hq, g.wq)
     dx = np.empty(x_shape, dtype=dxf.dtype) if out is None else out
-    read = {(a, b) for a, b, _ in g.starts}
+    read = g.phases_read()
     for a in range(sh):
         for b in range(sw):
             (rs, cs), (ri, ci) = _phase_slices(params, a, b, x_shape[2:])
