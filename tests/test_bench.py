@@ -328,3 +328,19 @@ def test_a_round_keeps_the_median_of_back_to_back_calls(quick_result, monkeypatc
     times = iter([3.0, 1.0, 2.0])
     monkeypatch.setattr(bench, "_timeit", lambda fn: next(times))
     assert bench._median_time(None, 3) == 2.0
+
+
+def test_best_ratio_reads_the_runs_fastest_method():
+    """The ratio of the method the run marked fastest; other passes refused."""
+    layer = {
+        "best_forward": "wide",
+        "best_train": "strided",
+        "methods": {
+            "wide": {"forward_ratio": 1.2, "train_ratio": 3.0},
+            "strided": {"forward_ratio": 1.5, "train_ratio": 0.9},
+        },
+    }
+    assert bench.best_ratio(layer, "forward") == 1.2
+    assert bench.best_ratio(layer, "train") == 0.9
+    with pytest.raises(ValueError, match="pass_"):
+        bench.best_ratio(layer, "backward")

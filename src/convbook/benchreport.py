@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "best_ratio",
     "format_table",
     "compare",
     "plot_result",
@@ -16,6 +17,24 @@ __all__ = [
     "FAST_METHODS",
     "HTML_COLUMNS",
 ]
+
+
+def best_ratio(layer, pass_):
+    """The fastest convbook method's ratio to the baseline, for one layer and pass.
+
+    ``layer`` is one entry of a run's ``"shapes"``; ``pass_`` is ``"forward"`` or
+    ``"train"``. The fastest method is the run's own choice (``best_forward``,
+    ``best_train``: the shortest median time).
+
+    Examples
+    --------
+    >>> layer = {"best_train": "wide", "methods": {"wide": {"train_ratio": 1.5}}}
+    >>> best_ratio(layer, "train")
+    1.5
+    """
+    if pass_ not in ("forward", "train"):
+        raise ValueError(f"pass_ must be 'forward' or 'train', got {pass_!r}")
+    return layer["methods"][layer["best_" + pass_]][pass_ + "_ratio"]
 
 
 def format_table(result):
