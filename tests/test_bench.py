@@ -4,6 +4,7 @@ never tested)."""
 import html.parser
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -328,6 +329,32 @@ def test_a_round_keeps_the_median_of_back_to_back_calls(quick_result, monkeypatc
     times = iter([3.0, 1.0, 2.0])
     monkeypatch.setattr(bench, "_timeit", lambda fn: next(times))
     assert bench._median_time(None, 3) == 2.0
+
+
+def test_calls_a_round_are_decided_on_a_warm_call(monkeypatch):
+    """A method whose first call pays a one-time cost over ``CALLS_UNDER_S`` (PyTorch's
+    does, on the run's first layer) is still timed ``CALLS`` times a round."""
+    real = bench._convbook_fns
+
+    def slow_first_call(*args):
+        fwd, train = real(*args)
+        first = [True]
+
+        def fwd_slow_once():
+            if first:
+                first.clear()
+                time.sleep(1.5 * bench.CALLS_UNDER_S)
+            return fwd()
+
+        return fwd_slow_once, train
+
+    monkeypatch.setattr(bench, "_convbook_fns", slow_first_call)
+    monkeypatch.setattr(bench, "_torch_fns", lambda *args: None)
+    r = bench.run(("q1",), repeat=1, quick=True, memory=False, digits=False)
+    rows = r["shapes"]["q1"]["methods"]
+    assert {m: row["calls_per_round"] for m, row in rows.items()} == dict.fromkeys(
+        rows, bench.CALLS
+    )
 
 
 def test_best_ratio_reads_the_runs_fastest_method():
