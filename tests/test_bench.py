@@ -331,6 +331,19 @@ def test_a_round_keeps_the_median_of_back_to_back_calls(quick_result, monkeypatc
     assert bench._median_time(None, 3) == 2.0
 
 
+def test_cpu_model_names_the_kind_of_chip(tmp_path):
+    """The model name with family, model and AVX-512 or AVX2; None without cpuinfo."""
+    info = tmp_path / "cpuinfo"
+    first = "cpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+    info.write_text(first + "flags\t\t: fpu avx2 avx512f\n\nprocessor\t: 1\n")
+    assert benchenv.cpu_model(info) == "AMD EPYC (family 26, model 2, AVX-512)"
+    info.write_text(first + "flags\t\t: fpu avx2\n")
+    assert benchenv.cpu_model(info) == "AMD EPYC (family 26, model 2, AVX2)"
+    info.write_text("model name\t: Some CPU\n")
+    assert benchenv.cpu_model(info) == "Some CPU"
+    assert benchenv.cpu_model(tmp_path / "missing") is None
+
+
 def test_calls_a_round_are_decided_on_a_warm_call(monkeypatch):
     """A method whose first call pays a one-time cost over ``CALLS_UNDER_S`` (PyTorch's
     does, on the run's first layer) is still timed ``CALLS`` times a round."""

@@ -44,6 +44,7 @@ import numpy as np
 from .benchenv import (  # the machine: its BLAS, threads and load
     OPENBLAS_VARS,
     blas_info,
+    cpu_model,
     env_warnings,
     loadavg,
     threads_held,
@@ -400,6 +401,7 @@ def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threa
             "platform": platform.platform(),
             "machine": platform.machine(),
             "processor": platform.processor(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
             "numpy": np.__version__,

@@ -52,7 +52,9 @@ def format_table(result):
         )
     lines.append(
         f"numpy {m['numpy']}, torch {result['torch'] or 'not installed'}, "
-        f"{m['cpu_count']} CPUs, {m['platform']}, {result['date']}, float32, "
+        f"{m['cpu_count']} CPUs"
+        + (f" ({m['cpu']})" if m.get("cpu") else "")
+        + f", {m['platform']}, {result['date']}, float32, "
         f"{result['repeat']} interleaved rounds"
         + (
             f" (a round: the median of up to {result['calls_per_round']} calls)"
