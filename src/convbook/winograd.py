@@ -323,20 +323,18 @@ def tiles_conv2d(xpad, u, m, *, out=None):
     v = input_transform(xpad, m, th, tw, BT)  # (alpha^2, C, P), P = N*th*tw tiles
     # 2. at each of the alpha^2 positions, (F, C) @ (C, P)
     mm = u @ v  # (alpha^2, F, P)
-    # 3. AT M A, one side at a time again
+    # 3. AT M A, one side at a time again: AT from the left, then A from the right,
+    # which puts each tile's output column j last, beside its tile column tj
     y = AT @ mm.reshape(alpha, -1)  # (m, alpha*F*P)
-    y = AT @ y.reshape(m, alpha, -1)  # (m, m, F*P)
-    # tile (ti, tj)'s output (i, j) is pixel (ti*m + i, tj*m + j): one strided copy per
-    # (i, j), tiles past the edge cropped
+    y = y.reshape(m, alpha, -1).transpose(0, 2, 1) @ AT.T  # (m, F*P, m)
+    # tile row ti's output row i is pixel row ti*m + i, and (tj, j) is already the
+    # pixel column tj*m + j: one copy per i, whole rows, tiles past the edge cropped
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=u.dtype)
-    y6 = y.reshape(m, m, f, n, th, tw)
+    y = y.reshape(m, f, n, th, tw * m)
     for i in range(min(m, oh)):
-        for j in range(min(m, ow)):
-            dst = out[:, :, i::m, j::m]
-            dst[...] = y6[i, j, :, :, : dst.shape[2], : dst.shape[3]].transpose(
-                1, 0, 2, 3
-            )
+        dst = out[:, :, i::m]
+        dst[...] = y[i, :, :, : dst.shape[2], :ow].transpose(1, 0, 2, 3)
     return out
 
 
