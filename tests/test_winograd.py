@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 import convbook as cb
 from convbook.conv import conv2d_backward, conv2d_forward, conv2d_grad_input
 from convbook.winograd import (
+    tiles_conv2d,
     transform_matrices,
+    weight_transform,
     winograd_conv2d,
     winograd_matrices,
     winograd_multiplications,
@@ -256,6 +258,21 @@ def test_forward_and_gradients_vs_reference(m, padding):
     if m == 2:
         for got_, want_ in ((got, want), (dx, rdx), (dw, rdw)):
             np.testing.assert_allclose(got_, want_, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("m", [2, 4, 6])
+def test_the_bias_rides_in_the_output_transform(m):
+    """tiles_conv2d adds the bias at M's (1, 1): AT's column for the point 1 is all
+    ones, so every output of a tile gets it; the same as adding it afterwards."""
+    AT, _, _ = transform_matrices(m)
+    assert (AT[:, 1] == 1).all()
+    rng = np.random.default_rng(6)
+    xpad = rng.standard_normal((2, 3, 11, 9))
+    u = weight_transform(rng.standard_normal((4, 3, 3, 3)), m)
+    b = rng.standard_normal(4)
+    got = tiles_conv2d(xpad, u, m, bias=b)
+    want = tiles_conv2d(xpad, u, m) + b.reshape(4, 1, 1)
+    assert _rel(got, want) < 1e-13
 
 
 def test_default_tile_is_4():

@@ -284,7 +284,7 @@ def _grown(xpad, hneed, wneed, dtype):
     return grown
 
 
-def tiles_conv2d(xpad, u, m, *, out=None):
+def tiles_conv2d(xpad, u, m, *, bias=None, out=None):
     """Winograd's layer algorithm: a 3x3 stride-1 correlation, ``m x m`` outputs a tile.
 
     1. cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``,
@@ -305,6 +305,8 @@ def tiles_conv2d(xpad, u, m, *, out=None):
         The transformed weights, in the dtype to compute in.
     m : int
         Output tile size: 2, 4 or 6.
+    bias : (F,) ndarray, optional
+        Added to every output of filter ``f``, inside the output transform.
     out : (N, F, OH, OW) ndarray, optional
         Where to write; its size sets the output's (default ``(Hp - 2, Wp - 2)``).
 
@@ -323,6 +325,8 @@ def tiles_conv2d(xpad, u, m, *, out=None):
     v = input_transform(xpad, m, th, tw, BT)  # (alpha^2, C, P), P = N*th*tw tiles
     # 2. at each of the alpha^2 positions, (F, C) @ (C, P)
     mm = u @ v  # (alpha^2, F, P)
+    if bias is not None:  # AT's column 1 (the point 1) is all ones: b at M's (1, 1)
+        mm[alpha + 1] += bias[:, None]  # reaches every output of the tile
     # 3. AT M A, one side at a time again: AT from the left, then A from the right,
     # which puts each tile's output column j last, beside its tile column tj
     y = AT @ mm.reshape(alpha, -1)  # (m, alpha*F*P)

@@ -89,9 +89,7 @@ def forward(x, w, b, params, *, m=4, out=None):
 
     def work(lo, hi):  # samples lo..hi
         xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
-        tiles_conv2d(xp, u, m, out=out[lo:hi])
-        if b is not None:
-            out[lo:hi] += b.reshape(f, 1, 1)
+        tiles_conv2d(xp, u, m, bias=b, out=out[lo:hi])
 
     # The weights are transformed by the worker threads too, a range of filters each,
     # on one BLAS thread: done first on the calling thread alone, it kept the other
