@@ -79,11 +79,11 @@ def test_the_correct_twins_pass():
 
 
 def _winograd_settings():
-    """The ladder's settings Winograd's F(m x m, 3 x 3) supports."""
+    """The ladder's settings Winograd's F(m x m, r x r) supports."""
     return [
         s.name
         for s in LADDER
-        if s.w_shape[2:] == (3, 3)
+        if s.w_shape[2:] in ((3, 3), (5, 5))
         and s.params.stride == (1, 1)
         and s.params.dilation == (1, 1)
         and s.groups == 1

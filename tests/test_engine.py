@@ -262,7 +262,7 @@ def test_winograd_tile_size_reaches_the_weight_gradient(m, monkeypatch):
     monkeypatch.setattr(
         cb.methods.winograd,
         "tiles_grad_weight",
-        lambda xp, d, m_: seen.append(m_) or real(xp, d, m_),
+        lambda xp, d, m_, r: seen.append(m_) or real(xp, d, m_, r),
     )
     want = cb.conv2d_grad_weight(dout, x, w.shape, padding=1, method="reference")
     got = cb.conv2d_grad_weight(dout, x, w.shape, padding=1, method="winograd", m=m)

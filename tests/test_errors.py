@@ -131,9 +131,9 @@ def fwd(**kw):
             r"winograd.*stride is \(2, 2\)",
         ),
         (
-            dict(method="winograd", w=np.zeros((6, 4, 5, 5))),
+            dict(method="winograd", w=np.zeros((6, 4, 7, 7))),
             ValueError,
-            r"winograd.*\(5, 5\) kernel",
+            r"winograd.*\(7, 7\) kernel",
         ),
         (
             dict(method="winograd", groups=2, w=np.zeros((6, 2, 3, 3))),

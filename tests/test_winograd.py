@@ -293,7 +293,8 @@ def test_default_tile_is_4():
 @pytest.mark.parametrize(
     "kw,match",
     [
-        (dict(w_shape=(2, 3, 5, 5)), "3x3"),
+        (dict(w_shape=(2, 3, 7, 7)), "3x3 and 5x5"),
+        (dict(w_shape=(2, 3, 3, 5)), r"\(3, 5\) kernel"),
         (dict(stride=2), "stride"),
         (dict(dilation=2), "dilation"),
         (dict(groups=3, w_shape=(3, 1, 3, 3)), "groups"),
@@ -320,6 +321,46 @@ def test_unsupported_tile_raises(m):
         conv2d_forward(x, w, method="winograd", m=m)
     with pytest.raises(ValueError, match="m"):
         winograd_conv2d(x, w, m)
+
+
+def test_f6_of_a_5x5_kernel_raises():
+    """F(6, 5) would need 9 interpolation points; 5x5 kernels take m = 2 or 4."""
+    x, w = np.zeros((1, 1, 9, 9)), np.zeros((1, 1, 5, 5))
+    with pytest.raises(ValueError, match=r"m=6 with a \(5, 5\) kernel"):
+        conv2d_forward(x, w, method="winograd", m=6)
+    with pytest.raises(ValueError, match=r"m in \(2, 4\) for 5x5"):
+        winograd_conv2d(x, w, 6)
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("shape", [(2, 3, 9, 11), (1, 1, 5, 5), (3, 2, 6, 17)])
+def test_winograd_conv2d_5x5_matches_reference(m, shape):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((4, shape[1], 5, 5))
+    got = winograd_conv2d(x, w, m)
+    want = conv2d_forward(x, w, method="reference")
+    assert got.shape == want.shape
+    assert _rel(got, want) < 1e-12
+
+
+@pytest.mark.parametrize("m", [2, 4])
+@pytest.mark.parametrize("padding", [0, 2, (1, 3), 5])
+def test_5x5_forward_and_gradients_vs_reference(m, padding):
+    """F(m, 5): the forward pass, the input gradient (a 5x5 correlation of dout padded
+    by 4 - P, or the general route where P > 4) and the weight gradient, F(5, m)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 9, 12))
+    w = rng.standard_normal((5, 4, 5, 5))
+    b = rng.standard_normal(5)
+    want = conv2d_forward(x, w, b, padding=padding, method="reference")
+    got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
+    assert got.shape == want.shape and _rel(got, want) < 1e-12
+    dout = rng.standard_normal(want.shape)
+    dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd", m=m)
+    rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
+    assert _rel(dx, rdx) < 1e-12 and _rel(dw, rdw) < 1e-12
+    np.testing.assert_allclose(db, rdb, rtol=1e-12)
 
 
 def test_winograd_conv2d_bad_shapes():

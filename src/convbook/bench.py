@@ -165,7 +165,7 @@ def _warm(fn, seconds):
 
 def _methods_for(shape, quick):
     methods = ["tutorial", "strided", "wide"]
-    if shape.k == 3 and shape.stride == 1:
+    if shape.k in (3, 5) and shape.stride == 1:
         methods.append("winograd")
     methods.append("auto")  # what a call without method= gets
     if quick:

@@ -20,8 +20,8 @@ computes the same function; ``method`` picks how:
     The same with "wide rows", a column matrix that is cheaper to copy
     (:mod:`convbook.methods.wide`).
 ``"winograd"``
-    Winograd's minimal filtering F(m x m, 3 x 3) (:mod:`convbook.methods.winograd`); 3x3
-    kernels, stride 1, dilation 1, groups 1 only.
+    Winograd's minimal filtering F(m x m, r x r) (:mod:`convbook.methods.winograd`); 3x3
+    and 5x5 kernels, stride 1, dilation 1, groups 1 only.
 
 The input gradient exists by two routes (``route=``): ``"col2im"`` adds ``dX' = K'^T .
 dY'`` back onto the pixels the windows read; ``"rot180"`` is the full convolution of the
@@ -97,8 +97,8 @@ def _dispatch(method, pass_, x_shape, w_shape, p, *, m=None, route=None):
         method, route = engine.choose(pass_, x_shape, w_shape, p, route=route)
     kwargs = {}
     if method == "winograd":
-        winograd.check(w_shape, p)
         kwargs["m"] = m or 4
+        winograd.check(w_shape, p, kwargs["m"])
     if pass_ == "grad_input" and route is not None:
         if method == "reference":
             raise ValueError(
@@ -129,8 +129,8 @@ def conv2d_forward(
         input block ``g`` only.
     method : {"auto", "reference", "tutorial", "strided", "wide", "winograd"}
     m : int, optional
-        Winograd output tile size (2, 4 or 6; default 4). Only with
-        ``method="winograd"``.
+        Winograd output tile size (2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5; default
+        4). Only with ``method="winograd"``.
 
     Returns
     -------
@@ -276,7 +276,7 @@ def conv2d_grad_weight(
     w_shape : (F, C // groups, KH, KW) tuple
     stride, padding, dilation, groups, m : as for :func:`conv2d_forward`
     method : {"auto", "reference", "tutorial", "strided", "wide", "winograd"}
-        ``"winograd"``: Winograd's F(3 x 3, m x m), ``dout``'s m x m tiles as the
+        ``"winograd"``: Winograd's F(r x r, m x m), ``dout``'s m x m tiles as the
         filters (:func:`convbook.winograd.tiles_grad_weight`).
 
     Returns

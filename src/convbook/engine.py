@@ -72,15 +72,20 @@ class Options:
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
     winograd_chunk_bytes : int
-        Bytes of transformed input tiles per Winograd chunk, sized so that a chunk's
-        transformed tiles stay in cache.
+        Bytes of transformed tiles (input and products) per Winograd chunk: about a
+        core's L2 cache and a half (1 MB on the benchmark's Zen 5 machine). A chunk is
+        at least one sample; a sample of benchmark layers a and d is already more. On
+        layer e (5x5, 16 -> 32 channels, 0.44 MB a sample) 4 samples a chunk instead of
+        1 took 0.53 of the time forward and 0.65 for a training step (2 threads, paired
+        rounds): fewer, longer NumPy calls, which the two threads overlap better; 2
+        samples a chunk on layer a took 1.03-1.16 times as long.
     """
 
     threads: int | None = None
     thread_min_work: float = 3e7
     gemm_columns: int = 512
     wide_rows: bool = True
-    winograd_chunk_bytes: int = 1 << 19
+    winograd_chunk_bytes: int = 3 << 19
 
     def __post_init__(self):
         if self.threads is not None and (
@@ -435,7 +440,7 @@ def input_gradient_route(x_shape, w_shape, p) -> str:
 
 def _winograd_fits(w_shape, p) -> bool:
     return (
-        tuple(w_shape[2:]) == (3, 3)
+        tuple(w_shape[2:]) in ((3, 3), (5, 5))
         and p.stride == (1, 1)
         and p.dilation == (1, 1)
         and p.groups == 1
@@ -477,10 +482,12 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None, *, route=Non
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), None
     if pass_ == "grad_input":
+        if route != "col2im" and _winograd_fits(w_shape, p) and big_enough:
+            # Winograd's rot180 beat col2im where the rule picks col2im too (layer e,
+            # 5x5 unpadded: 0.78 of the time, 2 threads, paired rounds)
+            return "winograd", "rot180"
         route = route or input_gradient_route(x_shape, w_shape, p)
         if route == "rot180":
-            if _winograd_fits(w_shape, p) and big_enough:
-                return "winograd", "rot180"
             return "strided", "rot180"
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), "col2im"

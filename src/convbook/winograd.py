@@ -1,4 +1,4 @@
-"""Winograd's minimal filtering: exact F(m, r) transforms and a 3x3 stride-1 layer.
+"""Winograd's minimal filtering: exact F(m, r) transforms and an r x r stride-1 layer.
 
 A 1-D correlation of ``m`` outputs with an ``r``-tap filter, ``y_i = sum_k g_k
 d_{i+k}``, needs ``m * r`` multiplications done directly and only ``alpha = m + r - 1``
@@ -23,6 +23,7 @@ Derived in the book's chapter "Winograd" (``book/winograd.ipynb``).
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from functools import cache, lru_cache
 
@@ -30,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_POINTS",
+    "LAYER_TILES",
     "winograd_matrices",
     "cook_toom_matrices",
     "transform_matrices",
@@ -51,6 +53,11 @@ DEFAULT_POINTS = {
     5: (0, 1, -1, 2, -2, Fraction(1, 2)),
     6: (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2)),
 }
+
+
+#: The layer algorithm's tile sizes m for each kernel size r: those whose ``m + r - 2``
+#: interpolation points are among the :data:`DEFAULT_POINTS`.
+LAYER_TILES = {3: (2, 4, 6), 5: (2, 4)}
 
 
 def _poly_from_roots(roots):
@@ -224,47 +231,50 @@ def winograd_multiplications(m, r=3):
 
 
 @lru_cache(maxsize=32)
-def _float_matrices(m, dtype_str):
-    """AT, G kron G and BT in one dtype, computed once per (m, dtype)."""
-    AT, G, BT = transform_matrices(m, 3, dtype=np.float64)
+def _float_matrices(m, dtype_str, r=3):
+    """AT, G kron G and BT in one dtype, computed once per (m, dtype, r)."""
+    AT, G, BT = transform_matrices(m, r, dtype=np.float64)
     return AT.astype(dtype_str), np.kron(G, G).astype(dtype_str), BT.astype(dtype_str)
 
 
 def weight_transform(w, m):
-    """``U = G g G^T`` for every kernel ``g = w[f, c]``, as ``(alpha^2, F, C)``.
+    """``U = G g G^T`` for every r x r kernel ``g = w[f, c]``: ``(alpha^2, F, C)``.
 
-    One product: ``vec(G g G^T) = (G kron G) vec(g)``, so ``(alpha^2, 9) @ (9, F*C)``
-    transforms every kernel at once. Returned in the weights' dtype.
+    One product: ``vec(G g G^T) = (G kron G) vec(g)``, so ``(alpha^2, r^2) @ (r^2,
+    F*C)`` transforms every kernel at once. Returned in the weights' dtype.
 
     Examples
     --------
-    >>> weight_transform(np.ones((2, 3, 3, 3)), 4).shape
+    >>> weight_transform(np.ones((2, 3, 3, 3)), 4).shape  # F(4, 3): alpha = 6
     (36, 2, 3)
+    >>> weight_transform(np.ones((2, 3, 5, 5)), 4).shape  # F(4, 5): alpha = 8
+    (64, 2, 3)
     """
-    f, c = w.shape[:2]
+    f, c, r = w.shape[:3]
     # float32 in float32 (the difference, about 1 ulp, is far below Winograd's own
     # float32 error); other dtypes in float64, rounded once
     work = np.float32 if w.dtype == np.float32 else np.float64
-    kron = _float_matrices(m, np.dtype(work).str)[1]  # (alpha^2, 9)
-    u = kron @ w.reshape(f * c, 9).T.astype(work, copy=False)  # (alpha^2, F*C)
+    kron = _float_matrices(m, np.dtype(work).str, r)[1]  # (alpha^2, r^2)
+    u = kron @ w.reshape(f * c, r * r).T.astype(work, copy=False)  # (alpha^2, F*C)
     return u.reshape(-1, f, c).astype(w.dtype, copy=False)  # (alpha^2, F, C)
 
 
 @lru_cache(maxsize=32)
-def _gradient_matrices(m, dtype_str):
-    """F(3, m)'s AT and G, and BT, in one dtype: for the weight gradient."""
-    AT, G, BT = transform_matrices(3, m, dtype=np.float64)
+def _gradient_matrices(m, dtype_str, r=3):
+    """F(r, m)'s AT and G, and BT, in one dtype: for the weight gradient."""
+    AT, G, BT = transform_matrices(r, m, dtype=np.float64)
     return AT.astype(dtype_str), G.astype(dtype_str), BT.astype(dtype_str)
 
 
 def input_transform(xpad, m, th, tw, BT):
     """``V = BT d B`` of every input tile: ``(alpha^2, C, P)``.
 
-    The tiles are ``alpha x alpha`` (``alpha = m + 2``), one every ``m`` pixels, ``th``
-    down and ``tw`` across, ``P = N*th*tw`` of them; ``xpad`` holds them all.
+    The tiles are ``alpha x alpha`` (``alpha = m + r - 1``, ``BT``'s size), one every
+    ``m`` pixels, ``th`` down and ``tw`` across, ``P = N*th*tw`` of them; ``xpad`` holds
+    them all.
     """
     n, c = xpad.shape[:2]
-    alpha = m + 2
+    alpha = BT.shape[0]
     sn, sc, sh, sw = xpad.strides
     shape, strides = (alpha, alpha, c, n, th, tw), (sh, sw, sc, sn, sh * m, sw * m)
     d = np.lib.stride_tricks.as_strided(xpad, shape, strides, writeable=False)
@@ -285,10 +295,10 @@ def _grown(xpad, hneed, wneed, dtype):
 
 
 def tiles_conv2d(xpad, u, m, *, bias=None, out=None):
-    """Winograd's layer algorithm: a 3x3 stride-1 correlation, ``m x m`` outputs a tile.
+    """Winograd's layer algorithm: an r x r stride-1 correlation, m x m outputs a tile.
 
-    1. cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + 2``,
-       one every ``m`` pixels) and transform each, ``V = BT d B``;
+    1. cut the padded input into overlapping ``alpha x alpha`` tiles (``alpha = m + r -
+       1``, one every ``m`` pixels) and transform each, ``V = BT d B``;
     2. multiply with the transformed kernels ``U`` (:func:`weight_transform`) and sum
        over the input channels: at each of the ``alpha^2`` positions that is a matrix
        product, ``(F, C) @ (C, tiles)``;
@@ -299,16 +309,18 @@ def tiles_conv2d(xpad, u, m, *, bias=None, out=None):
     Parameters
     ----------
     xpad : (N, C, Hp, Wp) ndarray
-        The padded input. Outputs past ``(Hp - 2, Wp - 2)`` are cropped; rows and
-        columns are added (zeros) at the bottom and right up to a whole number of tiles.
+        The padded input. Outputs past ``(Hp - r + 1, Wp - r + 1)`` are cropped; rows
+        and columns are added (zeros) at the bottom and right up to whole tiles.
     u : (alpha^2, F, C) ndarray
-        The transformed weights, in the dtype to compute in.
+        The transformed weights (:func:`weight_transform`, which sets ``r``), in the
+        dtype to compute in.
     m : int
-        Output tile size: 2, 4 or 6.
+        Output tile size: 2, 4 or 6 for 3x3 kernels, 2 or 4 for 5x5.
     bias : (F,) ndarray, optional
         Added to every output of filter ``f``, inside the output transform.
     out : (N, F, OH, OW) ndarray, optional
-        Where to write; its size sets the output's (default ``(Hp - 2, Wp - 2)``).
+        Where to write; its size sets the output's (default ``(Hp - r + 1, Wp - r +
+        1)``).
 
     Returns
     -------
@@ -316,12 +328,13 @@ def tiles_conv2d(xpad, u, m, *, bias=None, out=None):
     """
     n, c, hp, wp = xpad.shape
     f = u.shape[1]
-    oh, ow = (hp - 2, wp - 2) if out is None else out.shape[2:]
-    alpha = m + 2
+    alpha = math.isqrt(u.shape[0])
+    r = alpha - m + 1  # the kernel's size
+    oh, ow = (hp - r + 1, wp - r + 1) if out is None else out.shape[2:]
     th, tw = -(-oh // m), -(-ow // m)  # tiles per column and row
-    AT, _, BT = _float_matrices(m, u.dtype.str)
+    AT, _, BT = _float_matrices(m, u.dtype.str, r)
     # 1. the tiles, (alpha, alpha, C, N, th, tw), from a view with a stride of m pixels
-    xpad = _grown(xpad, th * m + 2, tw * m + 2, u.dtype)
+    xpad = _grown(xpad, th * m + r - 1, tw * m + r - 1, u.dtype)
     v = input_transform(xpad, m, th, tw, BT)  # (alpha^2, C, P), P = N*th*tw tiles
     # 2. at each of the alpha^2 positions, (F, C) @ (C, P)
     mm = u @ v  # (alpha^2, F, P)
@@ -342,13 +355,13 @@ def tiles_conv2d(xpad, u, m, *, bias=None, out=None):
     return out
 
 
-def tiles_grad_weight(xpad, dout, m=4):
-    """The weight gradient of a 3x3 stride-1 correlation, by Winograd's F(3 x 3, m x m).
+def tiles_grad_weight(xpad, dout, m=4, r=3):
+    """An r x r stride-1 correlation's weight gradient by Winograd's F(r x r, m x m).
 
-    ``dw[f, c]`` is the correlation of the padded input with ``dout``, 3 x 3 outputs.
+    ``dw[f, c]`` is the correlation of the padded input with ``dout``, r x r outputs.
     Cut ``dout`` into ``m x m`` tiles: each tile is the *filter* of a small correlation
-    of the ``(m+2) x (m+2)`` input tile under it, with a 3 x 3 result, and Winograd's
-    F(3, m) computes it (Lavin & Gray 2016, section 4.3):
+    of the ``(m+r-1) x (m+r-1)`` input tile under it, with an r x r result, and
+    Winograd's F(r, m) computes it (Lavin & Gray 2016, section 4.3):
 
     ``dw = AT [sum over tiles of (G dout_tile G^T) * (BT x_tile B)] A``
 
@@ -359,14 +372,16 @@ def tiles_grad_weight(xpad, dout, m=4):
     ----------
     xpad : (N, C, Hp, Wp) ndarray
         The padded input.
-    dout : (N, F, Hp - 2, Wp - 2) ndarray
+    dout : (N, F, Hp - r + 1, Wp - r + 1) ndarray
         The output gradient.
     m : int
-        Tile size of ``dout`` (``alpha = m + 2``).
+        Tile size of ``dout`` (``alpha = m + r - 1``).
+    r : int
+        The kernel's size.
 
     Returns
     -------
-    dw : (F, C, 3, 3) ndarray
+    dw : (F, C, r, r) ndarray
 
     Examples
     --------
@@ -379,10 +394,11 @@ def tiles_grad_weight(xpad, dout, m=4):
     n, c, hp, wp = xpad.shape
     f, oh, ow = dout.shape[1:]
     dtype = np.result_type(xpad.dtype, dout.dtype)
-    alpha = m + 2
+    alpha = m + r - 1
     th, tw = -(-oh // m), -(-ow // m)
-    AT, G, BT = _gradient_matrices(m, dtype.str)
-    v = input_transform(_grown(xpad, th * m + 2, tw * m + 2, dtype), m, th, tw, BT)
+    AT, G, BT = _gradient_matrices(m, dtype.str, r)
+    xpad = _grown(xpad, th * m + r - 1, tw * m + r - 1, dtype)
+    v = input_transform(xpad, m, th, tw, BT)  # (alpha^2, C, P)
     # dout's tiles, zeros past its edge: (m, m, F, N, th, tw), then G g G^T
     g = np.zeros((n, f, th * m, tw * m), dtype=dtype)
     g[:, :, :oh, :ow] = dout
@@ -393,13 +409,13 @@ def tiles_grad_weight(xpad, dout, m=4):
     u = G @ u.reshape(alpha, m, -1)  # (G g) G^T: (alpha, alpha, F*P)
     # the sum over tiles: (F, P) @ (P, C) at each of the alpha^2 positions
     mm = u.reshape(alpha * alpha, f, -1) @ v.transpose(0, 2, 1)  # (alpha^2, F, C)
-    y = AT @ mm.reshape(alpha, -1)  # (3, alpha*F*C)
-    y = AT @ y.reshape(3, alpha, -1)  # (3, 3, F*C)
-    return y.reshape(3, 3, f, c).transpose(2, 3, 0, 1)  # (F, C, 3, 3)
+    y = AT @ mm.reshape(alpha, -1)  # (r, alpha*F*C)
+    y = AT @ y.reshape(r, alpha, -1)  # (r, r, F*C)
+    return y.reshape(r, r, f, c).transpose(2, 3, 0, 1)  # (F, C, r, r)
 
 
 def winograd_conv2d(xpad, w, m=4):
-    """3x3, stride-1 cross-correlation of an already padded input by F(m x m, 3 x 3).
+    """r x r, stride-1 cross-correlation of an already padded input by F(m x m, r x r).
 
     :func:`weight_transform`, then :func:`tiles_conv2d`; computed in the dtype NumPy
     promotes ``xpad`` and ``w`` to.
@@ -408,14 +424,15 @@ def winograd_conv2d(xpad, w, m=4):
     ----------
     xpad : (N, C, Hp, Wp) ndarray
         The input, padding already applied.
-    w : (F, C, 3, 3) ndarray
-    m : {2, 4, 6}
-        Output tile size: F(2,3), F(4,3) or F(6,3). Larger tiles save more
-        multiplications and lose accuracy.
+    w : (F, C, r, r) ndarray
+        3 x 3 or 5 x 5 kernels.
+    m : int
+        Output tile size, one of ``LAYER_TILES[r]``: F(2,3), F(4,3), F(6,3), F(2,5) or
+        F(4,5). Larger tiles save more multiplications and lose accuracy.
 
     Returns
     -------
-    out : (N, F, Hp - 2, Wp - 2) ndarray
+    out : (N, F, Hp - r + 1, Wp - r + 1) ndarray
 
     Examples
     --------
@@ -427,26 +444,27 @@ def winograd_conv2d(xpad, w, m=4):
     """
     xpad = np.asarray(xpad)
     w = np.asarray(w)
+    r = w.shape[2] if w.ndim == 4 else None
     if (
         xpad.ndim != 4
         or w.ndim != 4
-        or w.shape[2:] != (3, 3)
+        or w.shape[2] != w.shape[3]
+        or r not in LAYER_TILES
         or w.shape[1] != xpad.shape[1]
     ):
         raise ValueError(
-            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, 3, 3) "
-            "with matching C, "
+            "winograd_conv2d expects xpad (N, C, H, W) and w (F, C, r, r) with "
+            f"r in {tuple(LAYER_TILES)} and matching C, "
             f"got xpad {xpad.shape} and w {w.shape}"
         )
-    if m not in (2, 4, 6):
+    if m not in LAYER_TILES[r]:
         raise ValueError(
-            "winograd_conv2d supports m in (2, 4, 6) "
-            "(F(2x2,3x3), F(4x4,3x3), F(6x6,3x3)), "
+            f"winograd_conv2d supports m in {LAYER_TILES[r]} for {r}x{r} kernels, "
             f"got m={m!r}"
         )
-    if xpad.shape[2] < 3 or xpad.shape[3] < 3:
+    if xpad.shape[2] < r or xpad.shape[3] < r:
         raise ValueError(
-            "winograd_conv2d needs a padded input of at least 3x3, "
+            f"winograd_conv2d needs a padded input of at least {r}x{r}, "
             f"got xpad {xpad.shape}"
         )
     dtype = np.result_type(xpad.dtype, w.dtype, np.float16)

@@ -1,15 +1,15 @@
-"""The Winograd method: a whole layer by F(m x m, 3 x 3) tiles, in chunks of samples.
+"""The Winograd method: a whole layer by F(m x m, r x r) tiles, in chunks of samples.
 
-3x3 kernels, stride 1, dilation 1, groups 1, any padding. The tile algorithm itself is
+3x3 and 5x5 kernels, stride 1, dilation 1, groups 1, any padding. The tile algorithm is
 :func:`convbook.winograd.tiles_conv2d`; this module drives it over a batch:
 
 * forward: the weights are transformed once, by the threads together (a range of
   filters each); the batch is cut into chunks of samples whose transformed tiles fit in
   cache (``winograd_chunk_bytes``), each chunk padded on its own, and the chunks are
   dealt out to threads by the engine;
-* input gradient: the rot180 route, a 3x3 stride-1 convolution again, of ``dout``
+* input gradient: the rot180 route, an r x r stride-1 convolution again, of ``dout``
   padded chunk by chunk (:func:`full_conv_padding`) with the turned kernels;
-* weight gradient: Winograd again, F(3 x 3, m x m) with ``dout``'s tiles as the filters
+* weight gradient: Winograd again, F(r x r, m x m) with ``dout``'s tiles as the filters
   (:func:`convbook.winograd.tiles_grad_weight`), summed over chunks of samples.
 """
 
@@ -22,7 +22,7 @@ import numpy as np
 from .. import engine
 from ..kernels import rot180, swap_in_out
 from ..shapes import ConvParams
-from ..winograd import tiles_conv2d, tiles_grad_weight, weight_transform
+from ..winograd import LAYER_TILES, tiles_conv2d, tiles_grad_weight, weight_transform
 from . import strided
 
 __all__ = [
@@ -34,15 +34,20 @@ __all__ = [
     "grad_weight",
 ]
 
-#: Output tile sizes: F(2,3), F(4,3), F(6,3).
+#: Output tile sizes: F(2,3), F(4,3), F(6,3); F(2,5), F(4,5) (``LAYER_TILES``).
 TILES = (2, 4, 6)
 
 
-def check(w_shape, params):
-    """A ValueError unless the layer is one Winograd F(m, 3) computes."""
+def check(w_shape, params, m=4):
+    """A ValueError unless the layer is one Winograd F(m, r) computes."""
     problems = []
-    if tuple(w_shape[2:]) != (3, 3):
-        problems.append(f"w has a {tuple(w_shape[2:])} kernel")
+    kernel = tuple(w_shape[2:])
+    if kernel not in ((3, 3), (5, 5)):
+        problems.append(f"w has a {kernel} kernel")
+    elif m not in LAYER_TILES[kernel[0]]:
+        problems.append(
+            f"m={m} with a {kernel} kernel (m in {LAYER_TILES[kernel[0]]} for it)"
+        )
     if params.stride != (1, 1):
         problems.append(f"stride is {params.stride}")
     if params.dilation != (1, 1):
@@ -51,8 +56,10 @@ def check(w_shape, params):
         problems.append(f"groups is {params.groups}")
     if problems:
         raise ValueError(
-            "method='winograd' supports 3x3 kernels with stride 1, dilation 1 and "
-            "groups 1 (any padding); " + ", ".join(problems) + "; use method='strided'"
+            "method='winograd' supports 3x3 and 5x5 kernels with stride 1, dilation 1 "
+            "and groups 1 (any padding); "
+            + ", ".join(problems)
+            + "; use method='strided'"
         )
 
 
@@ -68,27 +75,28 @@ def _padded_chunk(x, lo, hi, params, hneed, wneed):
 
 
 def forward(x, w, b, params, *, m=4, out=None):
-    """The layer's output by F(m x m, 3 x 3), over chunks of samples."""
+    """The layer's output by F(m x m, r x r), over chunks of samples."""
     opts = engine.current_options()
     n, c = x.shape[:2]
-    f = w.shape[0]
-    oh, ow, _, _ = params.output_shape(x.shape[2:], (3, 3))
+    f, r = w.shape[0], w.shape[2]
+    alpha = m + r - 1
+    oh, ow, _, _ = params.output_shape(x.shape[2:], (r, r))
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=x.dtype)
     th, tw = -(-oh // m), -(-ow // m)
     # a chunk holds its transformed input tiles (C per tile) and their products (F)
-    bytes_per_sample = (m + 2) ** 2 * (c + f) * th * tw * x.dtype.itemsize
+    bytes_per_sample = alpha**2 * (c + f) * th * tw * x.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / bytes_per_sample))
-    macs = n * f * c * oh * ow * 9
+    macs = n * f * c * oh * ow * r * r
     per = engine.split_for_threads(n, per, macs, opts)
 
-    u = np.empty(((m + 2) ** 2, f, c), dtype=w.dtype)  # the transformed weights
+    u = np.empty((alpha**2, f, c), dtype=w.dtype)  # the transformed weights
 
     def transform(lo, hi):  # filters lo..hi
         u[:, lo:hi] = weight_transform(w[lo:hi], m)
 
     def work(lo, hi):  # samples lo..hi
-        xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
+        xp = _padded_chunk(x, lo, hi, params, th * m + r - 1, tw * m + r - 1)
         tiles_conv2d(xp, u, m, bias=b, out=out[lo:hi])
 
     # The weights are transformed by the worker threads too, a range of filters each,
@@ -117,6 +125,8 @@ def full_conv_padding(kernel_hw, params):
     >>> from convbook import conv_params
     >>> full_conv_padding((3, 3), conv_params(3, padding=1))
     (1, 1, 1, 1)
+    >>> full_conv_padding((5, 5), conv_params(5))  # an unpadded 5x5 layer
+    (4, 4, 4, 4)
     """
     (kh, kw), (dh, dw) = kernel_hw, params.dilation
     pt, pb, pl, pr = params.padding
@@ -140,24 +150,25 @@ def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
     if min(padding) < 0:
         correlate = functools.partial(forward, m=m)
         return strided.grad_input_rot180(dout, w, x_shape, params, correlate, out=out)
-    wt = rot180(swap_in_out(w, 1)).astype(dout.dtype, copy=False)  # (C, F, 3, 3)
+    wt = rot180(swap_in_out(w, 1)).astype(dout.dtype, copy=False)  # (C, F, r, r)
     return forward(dout, wt, None, ConvParams(padding=padding), m=m, out=out)
 
 
 def grad_weight(dout, x, w_shape, params, *, m=4):
-    """The weight gradient by F(3 x 3, m x m) tiles, summed over chunks of samples."""
+    """The weight gradient by F(r x r, m x m) tiles, summed over chunks of samples."""
     opts = engine.current_options()
     n, c = x.shape[:2]
     f, oh, ow = dout.shape[1:]
+    r = w_shape[2]
     th, tw = -(-oh // m), -(-ow // m)
-    tile_bytes = (m + 2) ** 2 * (c + f) * th * tw * x.dtype.itemsize
+    tile_bytes = (m + r - 1) ** 2 * (c + f) * th * tw * x.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / tile_bytes))
-    macs = n * f * c * oh * ow * 9
+    macs = n * f * c * oh * ow * r * r
     per = engine.split_for_threads(n, per, macs, opts)
 
     def work(lo, hi):
-        xp = _padded_chunk(x, lo, hi, params, th * m + 2, tw * m + 2)
-        return tiles_grad_weight(xp, dout[lo:hi], m)
+        xp = _padded_chunk(x, lo, hi, params, th * m + r - 1, tw * m + r - 1)
+        return tiles_grad_weight(xp, dout[lo:hi], m, r)
 
     dw = engine.over_samples(n, per, macs, work, opts)
     return np.zeros(w_shape, dtype=x.dtype) if dw is None else dw
