@@ -457,8 +457,9 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None, *, route=Non
     w_shape : (F, C // groups, KH, KW)
     p : ConvParams
     route : {None, "col2im", "rot180"}
-        For ``"grad_input"``: the route asked for (``None``: the rule's,
-        :func:`input_gradient_route`); the method is then one that takes it.
+        For ``"grad_input"``: the route asked for (``None``: Winograd's rot180 where
+        Winograd computes the layer, else the rule's, :func:`input_gradient_route`);
+        the method is then one that takes it.
 
     Returns
     -------
