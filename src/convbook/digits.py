@@ -114,7 +114,7 @@ def network(*, rng=0, dtype=np.float64, method="auto"):
         Seeds the initial weights (PyTorch's default initialisation).
     dtype : numpy float dtype
     method : {"strided", "tutorial", "reference", "winograd"}
-        How the layers compute; ``"winograd"`` (3x3 kernels at stride 1 only) applies to
+        How the layers compute; ``"winograd"`` (stride 1 only) applies to
         the first layer, the others then use ``"strided"``.
 
     Examples
