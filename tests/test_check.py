@@ -83,7 +83,7 @@ def _winograd_settings():
     return [
         s.name
         for s in LADDER
-        if s.w_shape[2:] in ((3, 3), (5, 5))
+        if s.w_shape[2] == s.w_shape[3] in cb.winograd.LAYER_TILES
         and s.params.stride == (1, 1)
         and s.params.dilation == (1, 1)
         and s.groups == 1

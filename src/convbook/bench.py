@@ -60,6 +60,7 @@ from .benchreport import (  # the result read: tables and pictures
     html_table,
     plot_result,
 )
+from .winograd import LAYER_TILES
 
 __all__ = [
     "best_time",
@@ -165,7 +166,7 @@ def _warm(fn, seconds):
 
 def _methods_for(shape, quick):
     methods = ["tutorial", "strided", "wide"]
-    if shape.k in (3, 5) and shape.stride == 1:
+    if shape.k in LAYER_TILES and shape.stride == 1:
         methods.append("winograd")
     methods.append("auto")  # what a call without method= gets
     if quick:

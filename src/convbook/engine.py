@@ -32,6 +32,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .winograd import LAYER_TILES
+
 __all__ = [
     "Options",
     "options",
@@ -440,7 +442,7 @@ def input_gradient_route(x_shape, w_shape, p) -> str:
 
 def _winograd_fits(w_shape, p) -> bool:
     return (
-        tuple(w_shape[2:]) in ((3, 3), (5, 5))
+        w_shape[2] == w_shape[3] in LAYER_TILES
         and p.stride == (1, 1)
         and p.dilation == (1, 1)
         and p.groups == 1

@@ -34,20 +34,19 @@ __all__ = [
     "grad_weight",
 ]
 
-#: Output tile sizes: F(2,3), F(4,3), F(6,3); F(2,5), F(4,5) (``LAYER_TILES``).
-TILES = (2, 4, 6)
+#: Every output tile size of some kernel: F(2,3), F(4,3), F(6,3); F(2,5), F(4,5).
+TILES = tuple(sorted(set().union(*LAYER_TILES.values())))
 
 
 def check(w_shape, params, m=4):
     """A ValueError unless the layer is one Winograd F(m, r) computes."""
     problems = []
     kernel = tuple(w_shape[2:])
-    if kernel not in ((3, 3), (5, 5)):
+    r = kernel[0] if kernel[0] == kernel[1] else None
+    if r not in LAYER_TILES:
         problems.append(f"w has a {kernel} kernel")
-    elif m not in LAYER_TILES[kernel[0]]:
-        problems.append(
-            f"m={m} with a {kernel} kernel (m in {LAYER_TILES[kernel[0]]} for it)"
-        )
+    elif m not in LAYER_TILES[r]:
+        problems.append(f"m={m} with a {kernel} kernel (m in {LAYER_TILES[r]} for it)")
     if params.stride != (1, 1):
         problems.append(f"stride is {params.stride}")
     if params.dilation != (1, 1):
