@@ -78,9 +78,11 @@ def forward(x, w, b, params, *, out=None):
     y = kernel_matrix(w, params.groups) @ cols  # (G, F/G, N*OH*OW)
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=y.dtype)
-    out[...] = y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)  # (N, F, OH, OW)
-    if b is not None:
-        out += b.reshape(f, 1, 1)
+    y = y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)  # (N, F, OH, OW), a view
+    if b is None:
+        out[...] = y
+    else:  # the bias added as y is copied into place: one pass over the output
+        np.add(y, b.reshape(f, 1, 1), out=out)
     return out
 
 
