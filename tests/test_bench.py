@@ -283,6 +283,7 @@ def test_html_table_takes_what_the_result_holds():
         "bench-xeon-2cores.json",
         "bench-epyc-avx2.json",
         "bench-epyc-zen5.json",
+        "bench-epyc-zen3.json",
         "bench-epyc-avx512.json",
     ],
 )
