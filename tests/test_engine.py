@@ -251,6 +251,29 @@ def test_a_route_asked_for_is_honoured_by_auto():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_winograd_takes_col2im_on_tiles_where_filters_outnumber_the_input():
+    """winograd_input_route: col2im on tiles where F*H*W > 2*C*OH*OW (benchmark layer
+    e), rot180 elsewhere; a route asked for stays on Winograd's tiles unless it is
+    col2im where rot180 is Winograd's choice."""
+    e = ((32, 16, 28, 28), (32, 16, 5, 5), cb.conv_params(5))
+    a = ((32, 64, 32, 32), (64, 64, 3, 3), cb.conv_params(3, padding=1))
+    assert engine.choose("grad_input", *e) == ("winograd", "col2im")
+    assert engine.choose("grad_input", *e, route="rot180") == ("winograd", "rot180")
+    assert engine.choose("grad_input", *a) == ("winograd", "rot180")
+    assert engine.choose("grad_input", *a, route="col2im")[1] == "col2im"
+    assert engine.choose("grad_input", *a, route="col2im")[0] != "winograd"
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 9, 9))
+    w = rng.standard_normal((32, 16, 5, 5))
+    dout = rng.standard_normal((2, 32, 5, 5))
+    assert engine.choose("grad_input", x.shape, w.shape, cb.conv_params(5))[1] == (
+        "col2im"
+    )
+    want = cb.conv2d_grad_input(dout, w, x.shape, method="reference")
+    got = cb.conv2d_grad_input(dout, w, x.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("m", [2, 4, 6])
 def test_winograd_tile_size_reaches_the_weight_gradient(m, monkeypatch):
     rng = np.random.default_rng(4)

@@ -12,6 +12,7 @@ import convbook as cb
 from convbook.conv import conv2d_backward, conv2d_forward, conv2d_grad_input
 from convbook.winograd import (
     tiles_conv2d,
+    tiles_grad_input,
     transform_matrices,
     weight_transform,
     winograd_conv2d,
@@ -352,6 +353,39 @@ def test_5x5_forward_and_gradients_vs_reference(m, padding):
     np.testing.assert_allclose(db, rdb, rtol=1e-12)
 
 
+@pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
+@pytest.mark.parametrize("padding", [0, 1, (2, 0), (0, 3), 5, "same"])
+def test_col2im_on_tiles_vs_reference(r, m, padding):
+    """Winograd's col2im route, every tile and kernel size: cropped tiles, paddings
+    past the kernel's reach, uneven ones."""
+    rng = np.random.default_rng(9)
+    x_shape = (2, 3, 9, 11)
+    w = rng.standard_normal((4, 3, r, r))
+    p = cb.conv_params(r, padding=padding)
+    oh, ow, _, _ = p.output_shape(x_shape[2:], (r, r))
+    dout = rng.standard_normal((2, 4, oh, ow))
+    kw = dict(padding=padding, method="winograd", m=m)
+    got = conv2d_grad_input(dout, w, x_shape, route="col2im", **kw)
+    want = conv2d_grad_input(dout, w, x_shape, padding=padding, method="reference")
+    assert got.shape == x_shape and _rel(got, want) < RTOL64[m]
+    rot = conv2d_grad_input(dout, w, x_shape, route="rot180", **kw)
+    assert _rel(got, rot) < RTOL64[m]
+
+
+@pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
+def test_tiles_grad_input_is_the_transpose_of_tiles_conv2d(r, m):
+    """<tiles_conv2d(xpad), dout> = <xpad, tiles_grad_input(dout)>: the same linear map
+    the other way, on the whole grown canvas (zeros past the edge included)."""
+    rng = np.random.default_rng(10)
+    u = weight_transform(rng.standard_normal((4, 3, r, r)), m)
+    dout = rng.standard_normal((2, 4, 7, 10))
+    g = tiles_grad_input(dout, u, m)  # (2, 3, H', W'), H' >= 7 + r - 1
+    xpad = rng.standard_normal(g.shape)
+    y = tiles_conv2d(xpad, u, m, out=np.empty(dout.shape))
+    assert g.shape[2] >= 7 + r - 1 and g.shape[3] >= 10 + r - 1
+    assert abs(np.sum(y * dout) - np.sum(xpad * g)) < 1e-10 * np.sum(np.abs(y * dout))
+
+
 def test_winograd_conv2d_bad_shapes():
     with pytest.raises(ValueError, match="xpad"):
         winograd_conv2d(np.zeros((1, 2, 6, 6)), np.zeros((1, 3, 3, 3)), 2)
@@ -385,6 +419,10 @@ def _chunks_threads_and_wide_padding(padding, threads):
     rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
     assert _rel(dx, rdx) < RTOL64[4] and _rel(dw, rdw) < RTOL64[4]
     np.testing.assert_allclose(db, rdb, rtol=1e-12)
+    tiles = conv2d_grad_input(
+        dout, w, x.shape, padding=padding, method="winograd", route="col2im"
+    )
+    assert _rel(tiles, rdx) < RTOL64[4]
 
 
 @pytest.mark.parametrize(

@@ -216,11 +216,13 @@ def conv2d_grad_input(
     x_shape : (N, C, H, W) tuple
     stride, padding, dilation, groups, method, m : as for :func:`conv2d_forward`
     route : {None, "col2im", "rot180"}
-        ``"col2im"``: ``dX' = K'^T . dY'``, then add the columns back (overlaps add).
+        ``"col2im"``: ``dX' = K'^T . dY'``, then add the columns back (overlaps add;
+        ``"winograd"``: its tiles, :func:`convbook.winograd.tiles_grad_input`).
         ``"rot180"``: ``conv(pad(dilate(dout, stride)), rot180(w))`` with input and
-        output channels swapped per group. ``None``: the method's choice (``"auto"``: a
-        measured rule, :func:`convbook.engine.input_gradient_route`; ``"tutorial"`` and
-        ``"winograd"``: rot180; ``"strided"``, ``"wide"``: col2im).
+        output channels swapped per group. ``None``: the method's choice (``"auto"``:
+        measured rules, :func:`convbook.engine.input_gradient_route` and, where
+        Winograd computes the layer, :func:`~convbook.engine.winograd_input_route`;
+        ``"tutorial"`` and ``"winograd"``: rot180; ``"strided"``, ``"wide"``: col2im).
 
     Returns
     -------

@@ -46,6 +46,7 @@ __all__ = [
     "Plan",
     "choose",
     "input_gradient_route",
+    "winograd_input_route",
     "Batched",
 ]
 
@@ -440,6 +441,25 @@ def input_gradient_route(x_shape, w_shape, p) -> str:
     return "rot180" if f * h * w <= c * out.oh * out.ow else "col2im"
 
 
+def winograd_input_route(x_shape, w_shape, p) -> str:
+    """Winograd's input-gradient route under ``method="auto"``: col2im or rot180.
+
+    Both run Winograd's tiles. rot180 cuts the padded ``dout`` (F channels) into
+    overlapping tiles, one per ``m x m`` block of the *input*, and transforms C
+    channels back; col2im on tiles (:func:`convbook.winograd.tiles_grad_input`) cuts
+    ``dout`` itself into tiles that do not overlap, and adds C channels' overlapping
+    tiles back, which costs more per tile. Measured (2 threads, paired rounds, the Zen 3
+    machine): col2im took 0.64 of rot180's time on benchmark layer e (5x5, 16 -> 32
+    channels, unpadded), 0.92 on the same layer padded by 1 and by 2; 1.09 on a 3x3
+    "same" layer of 32 -> 64 channels, 1.2-1.5 on 3x3 layers with as many filters as
+    channels (padded or not) and 1.9 on 64 -> 32. So col2im where ``F * H * W > 2 * C *
+    OH * OW`` (e: 2.7; the 5x5 layer padded by 2, at exactly 2, keeps rot180).
+    """
+    n, c, h, w = x_shape
+    out = p.output_shape((h, w), w_shape[2:])
+    return "col2im" if w_shape[0] * h * w > 2 * c * out.oh * out.ow else "rot180"
+
+
 def _winograd_fits(w_shape, p) -> bool:
     return (
         w_shape[2] == w_shape[3] in LAYER_TILES
@@ -459,9 +479,9 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None, *, route=Non
     w_shape : (F, C // groups, KH, KW)
     p : ConvParams
     route : {None, "col2im", "rot180"}
-        For ``"grad_input"``: the route asked for (``None``: Winograd's rot180 where
-        Winograd computes the layer, else the rule's, :func:`input_gradient_route`);
-        the method is then one that takes it.
+        For ``"grad_input"``: the route asked for (``None``: where Winograd computes
+        the layer, Winograd's rule, :func:`winograd_input_route`; else the column
+        matrix's, :func:`input_gradient_route`); the method is then one that takes it.
 
     Returns
     -------
@@ -485,10 +505,14 @@ def choose(pass_, x_shape, w_shape, p, opts: Options | None = None, *, route=Non
         wide = use_wide_rows(pass_, x_shape, w_shape, p, opts)
         return ("wide" if wide else "strided"), None
     if pass_ == "grad_input":
-        if route != "col2im" and _winograd_fits(w_shape, p) and big_enough:
-            # Winograd's rot180 beat col2im where the rule picks col2im too (layer e,
-            # 5x5 unpadded: 0.78 of the time, 2 threads, paired rounds)
-            return "winograd", "rot180"
+        if _winograd_fits(w_shape, p) and big_enough:
+            # Winograd's tiles by either route beat the column matrix (layer e, 5x5
+            # unpadded: rot180 on tiles 0.78 of col2im's time, 2 threads, paired
+            # rounds); a col2im asked for where rot180 is Winograd's choice goes to
+            # the column matrix
+            tiles = winograd_input_route(x_shape, w_shape, p)
+            if route in (None, tiles, "rot180"):
+                return "winograd", route or tiles
         route = route or input_gradient_route(x_shape, w_shape, p)
         if route == "rot180":
             return "strided", "rot180"

@@ -39,6 +39,7 @@ __all__ = [
     "weight_transform",
     "tiles_conv2d",
     "tiles_grad_weight",
+    "tiles_grad_input",
     "input_transform",
     "winograd_conv2d",
 ]
@@ -412,6 +413,94 @@ def tiles_grad_weight(xpad, dout, m=4, r=3):
     y = AT @ mm.reshape(alpha, -1)  # (r, alpha*F*C)
     y = AT @ y.reshape(r, alpha, -1)  # (r, r, F*C)
     return y.reshape(r, r, f, c).transpose(2, 3, 0, 1)  # (F, C, r, r)
+
+
+@lru_cache(maxsize=32)
+def _overlap_band(m, dtype_str, r, tw):
+    """B's second side and the overlap-add along a row of ``tw`` tiles, one matrix.
+
+    ``(tw*alpha, (tw+na-1)*m)``: tile column ``tj``'s ``alpha`` numbers go through
+    ``B`` (``BT``'s transpose, from the right: ``BT``) to pixel columns ``tj*m ..
+    tj*m + alpha - 1``; where neighbouring tiles overlap, their entries add.
+    """
+    BT = _float_matrices(m, dtype_str, r)[2]
+    alpha = m + r - 1
+    na = -(-alpha // m)  # tiles that reach one block of m pixels
+    band = np.zeros((tw * alpha, (tw + na - 1) * m), dtype=dtype_str)
+    for tj in range(tw):
+        band[tj * alpha : (tj + 1) * alpha, tj * m : tj * m + alpha] += BT
+    return band
+
+
+def tiles_grad_input(dout, u, m):
+    """The input gradient by col2im on tiles: :func:`tiles_conv2d` run backwards.
+
+    The forward pass is linear in the input, tile by tile: ``Y = AT [sum_c U * (BT d
+    B)] A``. Its transpose takes ``dout`` the other way through the same matrices:
+
+    1. cut ``dout`` into ``m x m`` tiles (no overlap: a reshape) and transform each
+       with the output transform turned around, ``A dY AT``;
+    2. at each of the ``alpha^2`` positions, ``(C, F) @ (F, tiles)`` with ``U^T``;
+    3. transform back with the input transform turned around, ``B V BT``: an ``alpha
+       x alpha`` gradient per input tile;
+    4. the input tiles overlap (``alpha`` pixels, one every ``m``), so their gradients
+       *add* where they overlap, as col2im's columns do: along the rows by shifted
+       adds, along the columns inside the last product (:func:`_overlap_band`).
+
+    Parameters
+    ----------
+    dout : (N, F, OH, OW) ndarray
+    u : (alpha^2, F, C) ndarray
+        The transformed weights (:func:`weight_transform`), in the dtype to compute in.
+    m : int
+        The tile size (``LAYER_TILES``).
+
+    Returns
+    -------
+    (N, C, (th+na-1)*m, (tw+na-1)*m) ndarray
+        The gradient of the padded input, ``th = ceil(OH/m)`` tiles down, ``tw``
+        across, ``na = ceil(alpha/m)``; it covers the ``OH + r - 1`` rows the forward
+        pass read (and zeros past them); crop the padding off to get ``dx``.
+
+    Examples
+    --------
+    >>> dout = np.ones((1, 1, 2, 2))
+    >>> tiles_grad_input(dout, weight_transform(np.ones((1, 1, 3, 3)), 2), 2)[0, 0]
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]])
+    """
+    n, f, oh, ow = dout.shape
+    c = u.shape[2]
+    alpha = math.isqrt(u.shape[0])
+    r = alpha - m + 1
+    th, tw = -(-oh // m), -(-ow // m)
+    na = -(-alpha // m)
+    AT, _, BT = _float_matrices(m, u.dtype.str, r)
+    # 1. dout's tiles, zeros past its edge: (m, m, F, N, th, tw); A dY AT
+    g = np.zeros((n, f, th * m, tw * m), dtype=u.dtype)
+    g[:, :, :oh, :ow] = dout
+    g = g.reshape(n, f, th, m, tw, m).transpose(3, 5, 1, 0, 2, 4)
+    t = AT.T @ g.reshape(m, -1)  # (alpha, m*F*P)
+    t = AT.T @ t.reshape(alpha, m, -1)  # (alpha, alpha, F*P)
+    # 2. U^T at each position: (C, F) @ (F, P)
+    v = u.transpose(0, 2, 1) @ t.reshape(alpha * alpha, f, -1)  # (alpha^2, C, P)
+    # 3. B V, then 4. the rows' overlap: input rows ti*m + k, k < alpha, land in
+    # block ti + k // m; the tile column's alpha numbers last, for the band
+    d = BT.T @ v.reshape(alpha, -1)  # (alpha_k, alpha_j*C*P)
+    d = d.reshape(alpha, alpha, c, n, th, tw).transpose(0, 2, 3, 4, 5, 1)
+    rows = np.empty((m, c, n, th + na - 1, tw, alpha), dtype=u.dtype)
+    rows[:, :, :, :th] = d[:m]  # tile ti's rows a*m .. a*m + m - 1: block ti + a
+    rows[:, :, :, th:] = 0
+    for a in range(1, na):
+        k = min(m, alpha - a * m)
+        rows[:k, :, :, a : a + th] += d[a * m : a * m + k]
+    # 3. and 4. along the columns: ... V BT and the overlap-add, one product
+    band = _overlap_band(m, u.dtype.str, r, tw)  # (tw*alpha, W')
+    cols = rows.reshape(-1, tw * alpha) @ band  # (m*C*N*th', W')
+    cols = cols.reshape(m, c, n, th + na - 1, -1).transpose(2, 1, 3, 0, 4)
+    return cols.reshape(n, c, (th + na - 1) * m, -1)  # pixel row (ti, i)
 
 
 def winograd_conv2d(xpad, w, m=4):

@@ -7,8 +7,10 @@
   filters each); the batch is cut into chunks of samples whose transformed tiles fit in
   cache (``winograd_chunk_bytes``), each chunk padded on its own, and the chunks are
   dealt out to threads by the engine;
-* input gradient: the rot180 route, an r x r stride-1 convolution again, of ``dout``
-  padded chunk by chunk (:func:`full_conv_padding`) with the turned kernels;
+* input gradient, two routes: rot180, an r x r stride-1 convolution again, of ``dout``
+  padded chunk by chunk (:func:`full_conv_padding`) with the turned kernels; or col2im
+  on tiles, the forward pass's tile algorithm run backwards
+  (:func:`convbook.winograd.tiles_grad_input`);
 * weight gradient: Winograd again, F(r x r, m x m) with ``dout``'s tiles as the filters
   (:func:`convbook.winograd.tiles_grad_weight`), summed over chunks of samples.
 """
@@ -22,7 +24,13 @@ import numpy as np
 from .. import engine
 from ..kernels import rot180, swap_in_out
 from ..shapes import ConvParams
-from ..winograd import LAYER_TILES, tiles_conv2d, tiles_grad_weight, weight_transform
+from ..winograd import (
+    LAYER_TILES,
+    tiles_conv2d,
+    tiles_grad_input,
+    tiles_grad_weight,
+    weight_transform,
+)
 from . import strided
 
 __all__ = [
@@ -75,16 +83,32 @@ def _padded_chunk(x, lo, hi, params, hneed, wneed):
 
 def forward(x, w, b, params, *, m=4, out=None):
     """The layer's output by F(m x m, r x r), over chunks of samples."""
-    opts = engine.current_options()
-    n, c = x.shape[:2]
-    f, r = w.shape[0], w.shape[2]
-    alpha = m + r - 1
+    n, f = x.shape[0], w.shape[0]
+    r = w.shape[2]
     oh, ow, _, _ = params.output_shape(x.shape[2:], (r, r))
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=x.dtype)
     th, tw = -(-oh // m), -(-ow // m)
-    # a chunk holds its transformed input tiles (C per tile) and their products (F)
-    bytes_per_sample = alpha**2 * (c + f) * th * tw * x.dtype.itemsize
+
+    def work(lo, hi, u):  # samples lo..hi
+        xp = _padded_chunk(x, lo, hi, params, th * m + r - 1, tw * m + r - 1)
+        tiles_conv2d(xp, u, m, bias=b, out=out[lo:hi])
+
+    _over_chunks(w, m, n, (oh, ow), work)
+    return out
+
+
+def _over_chunks(w, m, n, out_hw, work):
+    """Transform ``w`` (the threads together), then ``work(lo, hi, u)`` over chunks.
+
+    A chunk holds its transformed input tiles (C per tile) and their products (F): as
+    many samples as fit in ``winograd_chunk_bytes``, at least one.
+    """
+    opts = engine.current_options()
+    f, c, r = w.shape[:3]
+    alpha = m + r - 1
+    (oh, ow), (th, tw) = out_hw, (-(-out_hw[0] // m), -(-out_hw[1] // m))
+    bytes_per_sample = alpha**2 * (c + f) * th * tw * w.dtype.itemsize
     per = max(1, round(opts.winograd_chunk_bytes / bytes_per_sample))
     macs = n * f * c * oh * ow * r * r
     per = engine.split_for_threads(n, per, macs, opts)
@@ -94,10 +118,6 @@ def forward(x, w, b, params, *, m=4, out=None):
     def transform(lo, hi):  # filters lo..hi
         u[:, lo:hi] = weight_transform(w[lo:hi], m)
 
-    def work(lo, hi):  # samples lo..hi
-        xp = _padded_chunk(x, lo, hi, params, th * m + r - 1, tw * m + r - 1)
-        tiles_conv2d(xp, u, m, bias=b, out=out[lo:hi])
-
     # The weights are transformed by the worker threads too, a range of filters each,
     # on one BLAS thread: done first on the calling thread alone, it kept the other
     # worker waiting (benchmark layer d, 2 threads: 0.90 and 0.92 of the time in two
@@ -106,8 +126,7 @@ def forward(x, w, b, params, *, m=4, out=None):
     with engine.blas_single_thread():
         filters = engine.split_for_threads(f, f, macs, opts)  # a range a thread
         engine.over_samples(f, filters, macs, transform, opts)
-        engine.over_samples(n, per, macs, work, opts)
-    return out
+        engine.over_samples(n, per, macs, lambda lo, hi: work(lo, hi, u), opts)
 
 
 def full_conv_padding(kernel_hw, params):
@@ -134,23 +153,44 @@ def full_conv_padding(kernel_hw, params):
 
 
 def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
-    """The rot180 route, Winograd as the correlation (stride 1: no zeros inserted).
+    """The input gradient by the rot180 route or by col2im on tiles.
 
-    The border is padded chunk by chunk, as the forward pass pads its input
+    rot180: Winograd as the correlation (stride 1: no zeros inserted); the border is
+    padded chunk by chunk, as the forward pass pads its input
     (:func:`full_conv_padding`), so the padded ``dout`` of the whole batch is never
     built; a padding wider than the kernel's reach takes the general route.
+
+    col2im: :func:`convbook.winograd.tiles_grad_input` on chunks of samples, the padding
+    cropped off its result.
     """
+    w = w.astype(dout.dtype, copy=False)
+    if route == "col2im":
+        return _grad_input_tiles(dout, w, x_shape, params, m, out)
     if route != "rot180":
         raise ValueError(
-            "method='winograd' computes the input gradient by route='rot180', "
-            f"got {route!r}"
+            "method='winograd' computes the input gradient by route='rot180' or "
+            f"route='col2im', got {route!r}"
         )
     padding = full_conv_padding(w.shape[2:], params)
     if min(padding) < 0:
         correlate = functools.partial(forward, m=m)
         return strided.grad_input_rot180(dout, w, x_shape, params, correlate, out=out)
-    wt = rot180(swap_in_out(w, 1)).astype(dout.dtype, copy=False)  # (C, F, r, r)
+    wt = rot180(swap_in_out(w, 1))  # (C, F, r, r)
     return forward(dout, wt, None, ConvParams(padding=padding), m=m, out=out)
+
+
+def _grad_input_tiles(dout, w, x_shape, params, m, out):
+    n, _, h, wd = x_shape
+    pt, _, pl, _ = params.padding
+    if out is None:
+        out = np.empty(x_shape, dtype=dout.dtype)
+
+    def work(lo, hi, u):  # samples lo..hi: the padded input's gradient, cropped
+        dxpad = tiles_grad_input(dout[lo:hi], u, m)
+        out[lo:hi] = dxpad[:, :, pt : pt + h, pl : pl + wd]
+
+    _over_chunks(w, m, n, dout.shape[2:], work)
+    return out
 
 
 def grad_weight(dout, x, w_shape, params, *, m=4):
