@@ -222,7 +222,9 @@ def conv2d_grad_input(
         output channels swapped per group. ``None``: the method's choice (``"auto"``:
         measured rules, :func:`convbook.engine.input_gradient_route` and, where
         Winograd computes the layer, :func:`~convbook.engine.winograd_input_route`;
-        ``"tutorial"`` and ``"winograd"``: rot180; ``"strided"``, ``"wide"``: col2im).
+        ``"tutorial"``: rot180; ``"winograd"``: the route of
+        :func:`~convbook.engine.winograd_input_route`; ``"strided"``, ``"wide"``:
+        col2im).
 
     Returns
     -------

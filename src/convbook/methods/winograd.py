@@ -152,8 +152,11 @@ def full_conv_padding(kernel_hw, params):
     return (eh - pt, eh - pb, ew - pl, ew - pr)
 
 
-def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
+def grad_input(dout, w, x_shape, params, *, m=4, route=None, out=None):
     """The input gradient by the rot180 route or by col2im on tiles.
+
+    ``route=None``: the route of the measured rule,
+    :func:`convbook.engine.winograd_input_route`.
 
     rot180: Winograd as the correlation (stride 1: no zeros inserted); the border is
     padded chunk by chunk, as the forward pass pads its input
@@ -164,6 +167,7 @@ def grad_input(dout, w, x_shape, params, *, m=4, route="rot180", out=None):
     cropped off its result.
     """
     w = w.astype(dout.dtype, copy=False)
+    route = route or engine.winograd_input_route(x_shape, w.shape, params)
     if route == "col2im":
         return _grad_input_tiles(dout, w, x_shape, params, m, out)
     if route != "rot180":
