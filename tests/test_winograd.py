@@ -386,6 +386,24 @@ def test_tiles_grad_input_is_the_transpose_of_tiles_conv2d(r, m):
     assert abs(np.sum(y * dout) - np.sum(xpad * g)) < 1e-10 * np.sum(np.abs(y * dout))
 
 
+@pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (5, 4)])
+def test_col2im_on_tiles_in_bands_on_wide_images(r, m):
+    """Rows wider than BAND_TILES tiles go through the band in pieces, their seams
+    added: 150 columns are 75 tiles of 2 (5 bands, the last one short)."""
+    from convbook.winograd import BAND_TILES
+
+    rng = np.random.default_rng(11)
+    x_shape = (2, 3, 6, 150)
+    assert -(-150 // m) > BAND_TILES
+    w = rng.standard_normal((4, 3, r, r))
+    pad = (r - 1) // 2
+    dout = rng.standard_normal((2, 4, 6, 150))
+    kw = dict(padding=pad, method="winograd", m=m)
+    got = conv2d_grad_input(dout, w, x_shape, route="col2im", **kw)
+    want = conv2d_grad_input(dout, w, x_shape, padding=pad, method="reference")
+    assert _rel(got, want) < RTOL64[m]
+
+
 def test_winograd_conv2d_bad_shapes():
     with pytest.raises(ValueError, match="xpad"):
         winograd_conv2d(np.zeros((1, 2, 6, 6)), np.zeros((1, 3, 3, 3)), 2)

@@ -32,6 +32,7 @@ import numpy as np
 __all__ = [
     "DEFAULT_POINTS",
     "LAYER_TILES",
+    "BAND_TILES",
     "winograd_matrices",
     "cook_toom_matrices",
     "transform_matrices",
@@ -415,20 +416,27 @@ def tiles_grad_weight(xpad, dout, m=4, r=3):
     return y.reshape(r, r, f, c).transpose(2, 3, 0, 1)  # (F, C, r, r)
 
 
-@lru_cache(maxsize=32)
-def _overlap_band(m, dtype_str, r, tw):
-    """B's second side and the overlap-add along a row of ``tw`` tiles, one matrix.
+#: Tile columns per banded product in :func:`tiles_grad_input`: the band multiplies
+#: ``(tb + na - 1) * m / alpha`` times the useful numbers, so wide images take it in
+#: bands of this many tiles, their seams added.
+BAND_TILES = 16
 
-    ``(tw*alpha, (tw+na-1)*m)``: tile column ``tj``'s ``alpha`` numbers go through
-    ``B`` (``BT``'s transpose, from the right: ``BT``) to pixel columns ``tj*m ..
-    tj*m + alpha - 1``; where neighbouring tiles overlap, their entries add.
+
+@lru_cache(maxsize=32)
+def _overlap_band(m, dtype_str, r, tb):
+    """B's second side and the overlap-add along a row of ``tb`` tiles, one matrix.
+
+    ``(tb*alpha, (tb+na-1)*m)``: tile column ``tj``'s ``alpha`` numbers go through
+    ``B`` (from the right: ``BT``) to pixel columns ``tj*m .. tj*m + alpha - 1``;
+    where neighbouring tiles overlap, their entries add.
     """
     BT = _float_matrices(m, dtype_str, r)[2]
     alpha = m + r - 1
     na = -(-alpha // m)  # tiles that reach one block of m pixels
-    band = np.zeros((tw * alpha, (tw + na - 1) * m), dtype=dtype_str)
-    for tj in range(tw):
+    band = np.zeros((tb * alpha, (tb + na - 1) * m), dtype=dtype_str)
+    for tj in range(tb):
         band[tj * alpha : (tj + 1) * alpha, tj * m : tj * m + alpha] += BT
+    band.flags.writeable = False  # shared by every call (and thread)
     return band
 
 
@@ -445,7 +453,8 @@ def tiles_grad_input(dout, u, m):
        x alpha`` gradient per input tile;
     4. the input tiles overlap (``alpha`` pixels, one every ``m``), so their gradients
        *add* where they overlap, as col2im's columns do: along the rows by shifted
-       adds, along the columns inside the last product (:func:`_overlap_band`).
+       adds, along the columns inside the last product (:func:`_overlap_band`, in
+       bands of at most :data:`BAND_TILES` tiles).
 
     Parameters
     ----------
@@ -457,10 +466,10 @@ def tiles_grad_input(dout, u, m):
 
     Returns
     -------
-    (N, C, (th+na-1)*m, (tw+na-1)*m) ndarray
-        The gradient of the padded input, ``th = ceil(OH/m)`` tiles down, ``tw``
-        across, ``na = ceil(alpha/m)``; it covers the ``OH + r - 1`` rows the forward
-        pass read (and zeros past them); crop the padding off to get ``dx``.
+    (N, C, H', W') ndarray
+        The gradient of the padded input that the forward pass's tiles read: at least
+        ``OH + r - 1`` rows and ``OW + r - 1`` columns, zeros past them; crop the
+        padding off to get ``dx``.
 
     Examples
     --------
@@ -475,8 +484,10 @@ def tiles_grad_input(dout, u, m):
     c = u.shape[2]
     alpha = math.isqrt(u.shape[0])
     r = alpha - m + 1
-    th, tw = -(-oh // m), -(-ow // m)
-    na = -(-alpha // m)
+    na = -(-alpha // m)  # tiles that reach one block of m pixels
+    tb = min(-(-ow // m), BAND_TILES)  # tile columns a band
+    nb = -(-ow // (tb * m))  # bands
+    th, tw = -(-oh // m), nb * tb  # tiles down and across (whole bands)
     AT, _, BT = _float_matrices(m, u.dtype.str, r)
     # 1. dout's tiles, zeros past its edge: (m, m, F, N, th, tw); A dY AT
     g = np.zeros((n, f, th * m, tw * m), dtype=u.dtype)
@@ -486,21 +497,27 @@ def tiles_grad_input(dout, u, m):
     t = AT.T @ t.reshape(alpha, m, -1)  # (alpha, alpha, F*P)
     # 2. U^T at each position: (C, F) @ (F, P)
     v = u.transpose(0, 2, 1) @ t.reshape(alpha * alpha, f, -1)  # (alpha^2, C, P)
-    # 3. B V, then 4. the rows' overlap: input rows ti*m + k, k < alpha, land in
-    # block ti + k // m; the tile column's alpha numbers last, for the band
+    # 3. B V, then 4. the rows' overlap: tile ti's rows a*m .. a*m + m - 1 land in
+    # block ti + a; the tile column's alpha numbers last, for the band
     d = BT.T @ v.reshape(alpha, -1)  # (alpha_k, alpha_j*C*P)
     d = d.reshape(alpha, alpha, c, n, th, tw).transpose(0, 2, 3, 4, 5, 1)
     rows = np.empty((m, c, n, th + na - 1, tw, alpha), dtype=u.dtype)
-    rows[:, :, :, :th] = d[:m]  # tile ti's rows a*m .. a*m + m - 1: block ti + a
+    rows[:, :, :, :th] = d[:m]
     rows[:, :, :, th:] = 0
     for a in range(1, na):
         k = min(m, alpha - a * m)
         rows[:k, :, :, a : a + th] += d[a * m : a * m + k]
-    # 3. and 4. along the columns: ... V BT and the overlap-add, one product
-    band = _overlap_band(m, u.dtype.str, r, tw)  # (tw*alpha, W')
-    cols = rows.reshape(-1, tw * alpha) @ band  # (m*C*N*th', W')
-    cols = cols.reshape(m, c, n, th + na - 1, -1).transpose(2, 1, 3, 0, 4)
-    return cols.reshape(n, c, (th + na - 1) * m, -1)  # pixel row (ti, i)
+    # 3. and 4. along the columns: ... V BT and the overlap-add, a product a band
+    band = _overlap_band(m, u.dtype.str, r, tb)  # (tb*alpha, (tb+na-1)*m)
+    cols = rows.reshape(-1, nb, tb * alpha) @ band  # (m*C*N*th', nb, (tb+na-1)*m)
+    wide = cols[:, 0]  # one band: the whole row of pixels
+    if nb > 1:  # each band's last (na-1)*m columns overlap the next band's first
+        width = tb * m
+        wide = np.zeros((cols.shape[0], nb + 1, width), dtype=u.dtype)
+        wide[:, :nb] = cols[:, :, :width]
+        wide[:, 1:, : (na - 1) * m] += cols[:, :, width:]
+    wide = wide.reshape(m, c, n, th + na - 1, -1)[..., : (tw + na - 1) * m]
+    return wide.transpose(2, 1, 3, 0, 4).reshape(n, c, (th + na - 1) * m, -1)
 
 
 def winograd_conv2d(xpad, w, m=4):
