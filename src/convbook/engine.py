@@ -449,7 +449,7 @@ def winograd_input_route(x_shape, w_shape, p) -> str:
     channels back; col2im on tiles (:func:`convbook.winograd.tiles_grad_input`) cuts
     ``dout`` itself into tiles that do not overlap, and adds C channels' overlapping
     tiles back, which costs more per tile. Measured (2 threads, paired rounds, the Zen 3
-    machine): col2im took 0.64-0.77 of rot180's time on benchmark layer e (5x5, 16 -> 32
+    machine): col2im took 0.64-0.81 of rot180's time on benchmark layer e (5x5, 16 -> 32
     channels, unpadded), 0.92 on the same layer padded by 1 and by 2; 1.09 on a 3x3
     "same" layer of 32 -> 64 channels, 1.2-1.5 on 3x3 layers with as many filters as
     channels (padded or not) and 1.9 on 64 -> 32. So col2im where ``F * H * W > 2 * C *
