@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import convbook as cb
 from convbook.conv import conv2d_backward, conv2d_forward, conv2d_grad_input
 from convbook.winograd import (
+    BAND_TILES,
     tiles_conv2d,
     tiles_grad_input,
     transform_matrices,
@@ -236,15 +237,18 @@ def test_winograd_dtypes(dtype, rtol):
     assert _rel(got.astype(np.float64), conv2d_forward(x, w, method="reference")) < rtol
 
 
-PADDINGS = [0, 1, 2, (1, 0), (0, 2), "same", "valid"]
+PADDINGS = [0, 1, 2, (1, 0), (0, 2), (1, 3), 5, "same", "valid"]
 
 
-@pytest.mark.parametrize("m", [2, 4, 6])
+@pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
 @pytest.mark.parametrize("padding", PADDINGS)
-def test_forward_and_gradients_vs_reference(m, padding):
+def test_forward_and_gradients_vs_reference(r, m, padding):
+    """F(m, r): the forward pass, the input gradient by the method's default route (an
+    r x r correlation of dout padded by r - 1 - P, or the general route where P > r -
+    1) and the weight gradient, F(r, m)."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((2, 3, 7, 10))
-    w = rng.standard_normal((5, 3, 3, 3))
+    x = rng.standard_normal((3, 4, 9, 12))
+    w = rng.standard_normal((5, 4, r, r))
     b = rng.standard_normal(5)
     want = conv2d_forward(x, w, b, padding=padding, method="reference")
     got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
@@ -334,35 +338,19 @@ def test_f6_of_a_5x5_kernel_raises():
         winograd_conv2d(x, w, 6)
 
 
-@pytest.mark.parametrize("m", [2, 4])
-@pytest.mark.parametrize("padding", [0, 2, (1, 3), 5])
-def test_5x5_forward_and_gradients_vs_reference(m, padding):
-    """F(m, 5): the forward pass, the input gradient (a 5x5 correlation of dout padded
-    by 4 - P, or the general route where P > 4) and the weight gradient, F(5, m)."""
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((3, 4, 9, 12))
-    w = rng.standard_normal((5, 4, 5, 5))
-    b = rng.standard_normal(5)
-    want = conv2d_forward(x, w, b, padding=padding, method="reference")
-    got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
-    assert got.shape == want.shape and _rel(got, want) < RTOL64[m]
-    dout = rng.standard_normal(want.shape)
-    dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd", m=m)
-    rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
-    assert _rel(dx, rdx) < RTOL64[m] and _rel(dw, rdw) < RTOL64[m]
-    np.testing.assert_allclose(db, rdb, rtol=1e-12)
-
-
 @pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
 @pytest.mark.parametrize("padding", [0, 1, (2, 0), (0, 3), 5, "same"])
-def test_col2im_on_tiles_vs_reference(r, m, padding):
+@pytest.mark.parametrize("width", [11, 150])
+def test_col2im_on_tiles_vs_reference(r, m, padding, width):
     """Winograd's col2im route, every tile and kernel size: cropped tiles, paddings
-    past the kernel's reach, uneven ones."""
+    past the kernel's reach, uneven ones; 150 columns are more than BAND_TILES tiles
+    (75 tiles of 2: 5 bands, the last one short), so the band goes in pieces."""
     rng = np.random.default_rng(9)
-    x_shape = (2, 3, 9, 11)
+    x_shape = (2, 3, 9, width)
     w = rng.standard_normal((4, 3, r, r))
     p = cb.conv_params(r, padding=padding)
     oh, ow, _, _ = p.output_shape(x_shape[2:], (r, r))
+    assert (-(-ow // m) > BAND_TILES) == (width == 150)
     dout = rng.standard_normal((2, 4, oh, ow))
     kw = dict(padding=padding, method="winograd", m=m)
     got = conv2d_grad_input(dout, w, x_shape, route="col2im", **kw)
@@ -384,24 +372,6 @@ def test_tiles_grad_input_is_the_transpose_of_tiles_conv2d(r, m):
     y = tiles_conv2d(xpad, u, m, out=np.empty(dout.shape))
     assert g.shape[2] >= 7 + r - 1 and g.shape[3] >= 10 + r - 1
     assert abs(np.sum(y * dout) - np.sum(xpad * g)) < 1e-10 * np.sum(np.abs(y * dout))
-
-
-@pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (5, 4)])
-def test_col2im_on_tiles_in_bands_on_wide_images(r, m):
-    """Rows wider than BAND_TILES tiles go through the band in pieces, their seams
-    added: 150 columns are 75 tiles of 2 (5 bands, the last one short)."""
-    from convbook.winograd import BAND_TILES
-
-    rng = np.random.default_rng(11)
-    x_shape = (2, 3, 6, 150)
-    assert -(-150 // m) > BAND_TILES
-    w = rng.standard_normal((4, 3, r, r))
-    pad = (r - 1) // 2
-    dout = rng.standard_normal((2, 4, 6, 150))
-    kw = dict(padding=pad, method="winograd", m=m)
-    got = conv2d_grad_input(dout, w, x_shape, route="col2im", **kw)
-    want = conv2d_grad_input(dout, w, x_shape, padding=pad, method="reference")
-    assert _rel(got, want) < RTOL64[m]
 
 
 def test_winograd_conv2d_bad_shapes():
