@@ -104,7 +104,11 @@ def test_wide_rows_rule():
     assert not engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p1)
     assert engine.use_wide_rows("grad_input", (1, 128, 28, 28), (128, 128, 3, 3), p1)
     p2 = cb.conv_params(3, stride=2)
-    assert engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p2)
+    # at stride 2: plain strided columns for the forward pass and the weight gradient,
+    # wide rows for the col2im input gradient
+    assert not engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p2)
+    assert not engine.use_wide_rows("grad_weight", (1, 32, 16, 16), (64, 32, 3, 3), p2)
+    assert engine.use_wide_rows("grad_input", (1, 32, 16, 16), (64, 32, 3, 3), p2)
     with cb.options(wide_rows=False):
         assert not engine.use_wide_rows("grad_input", (1, 1, 28, 28), (1, 1, 3, 3), p1)
 

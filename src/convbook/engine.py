@@ -400,9 +400,15 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     1, for the forward pass and the weight gradient, wide rows paid where ``F * (Wq -
     OW) / OW < 8`` and the junk is at most 1/8 of the columns (3-channel, 16-filter and
     64-filter 3x3 layers), and lost up to about 10% on a 128-filter layer and a 5x5
-    unpadded one. At stride > 1 the plain copy reads every S-th number, and wide rows
-    paid on every measured layer; for the col2im input gradient they also make the KH*KW
-    slice-adds contiguous and paid everywhere but on one layer (within 5%).
+    unpadded one. At stride > 1 the plain copy reads every S-th number, yet the plain
+    strided method was as fast or faster for those two passes: on the 2-core Zen 3
+    machine, wide rows took 0.99-1.17 times as long (forward) and 1.05-1.16 (weight
+    gradient) on five stride-2 layers (benchmark layer c, the digits network's, 3 -> 32,
+    64 -> 128 and 128 -> 256 channels; paired rounds, 2 threads), and benchmark layer
+    c's forward pass was no faster on wide rows in four of five stored runs on four
+    machine kinds. For the col2im input gradient wide rows also make the KH*KW
+    slice-adds contiguous and paid everywhere but on one layer (within 5%; layer c on
+    Zen 3: 0.84 of the strided time), at any stride.
     """
     opts = opts or current_options()
     if not opts.wide_rows:
@@ -415,8 +421,10 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
         # save (a classifier head, 4x4 -> 1x1: its input gradient 0.28 ms on plain
         # strided columns, 0.8 ms on wide rows)
         return False
-    if pass_ == "grad_input" or p.stride != (1, 1):
+    if pass_ == "grad_input":
         return True
+    if p.stride != (1, 1):
+        return False
     f = w_shape[0]
     return f * (wp - ow) < 8 * ow and 8 * (wp - ow) <= ow
 
