@@ -405,10 +405,11 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     machine, wide rows took 0.99-1.17 times as long (forward) and 1.05-1.16 (weight
     gradient) on five stride-2 layers (benchmark layer c, the digits network's, 3 -> 32,
     64 -> 128 and 128 -> 256 channels; paired rounds, 2 threads), and benchmark layer
-    c's forward pass was no faster on wide rows in four of five stored runs on four
-    machine kinds. For the col2im input gradient wide rows also make the KH*KW
-    slice-adds contiguous and paid everywhere but on one layer (within 5%; layer c on
-    Zen 3: 0.84 of the strided time), at any stride.
+    c's forward pass was slower on wide rows in four of the six stored runs that have
+    both (wide rows were faster by 2% and 5% in the other two, on the Zen 5 machine,
+    one of them on one thread). For the col2im input gradient wide rows also make the
+    KH*KW slice-adds contiguous and paid everywhere but on one layer (within 5%; layer c
+    on Zen 3: 0.84 of the strided time), at any stride.
     """
     opts = opts or current_options()
     if not opts.wide_rows:
