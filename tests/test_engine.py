@@ -45,7 +45,9 @@ def test_every_batch_split_gives_the_reference(method, threads, gemm_columns, ca
     want = cb.conv2d_forward(x, w, b, method="reference", **case)
     dout = rng.standard_normal(want.shape)
     rdx, rdw, _ = cb.conv2d_backward(dout, x, w, method="reference", **case)
-    with cb.options(threads=threads, gemm_columns=gemm_columns, thread_min_work=0):
+    # group_numbers=0: gemm_columns alone sizes the groups, down to one sample
+    split = dict(gemm_columns=gemm_columns, group_numbers=0, thread_min_work=0)
+    with cb.options(threads=threads, **split):
         got = cb.conv2d_forward(x, w, b, method=method, **case)
         plan = engine.last_plan()
         for route in ("col2im", "rot180"):
@@ -61,6 +63,39 @@ def test_every_batch_split_gives_the_reference(method, threads, gemm_columns, ca
     assert plan.samples == 5 and plan.threads == min(threads, plan.groups)
     if gemm_columns == 1 and threads < 3:  # one sample per group
         assert plan.groups == 5
+
+
+def test_groups_grow_to_group_numbers_and_even_out_over_threads():
+    # benchmark layer c: 64 samples, 32 -> 64 channels, 8 x 8 outputs, stride 2
+    x_shape, w_shape = (64, 32, 16, 16), (64, 32, 3, 3)
+    x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
+    numbers = (32 * 9 + 64) * 64  # a sample's columns and outputs: 22,528
+    with cb.options(threads=1):
+        cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
+        assert engine.last_plan().per_group == 28  # 640,000 // 22,528
+        with cb.options(group_numbers=0):  # 512 columns of 64: 8 samples
+            cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
+            assert engine.last_plan().per_group == 8
+        with cb.options(group_numbers=10 * numbers):
+            cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
+            assert engine.last_plan().per_group == 10
+    # with two threads, groups of 28 would leave one thread 36 samples and the other
+    # 28: evened out to one group of 32 each
+    with cb.options(threads=2):
+        cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
+        assert engine.last_plan() == engine.Plan(64, 32, 2, 2)
+    with cb.options(threads=2) as opts:
+        split = engine.split_for_threads
+        assert [split(64, per, 1e9, opts) for per in (8, 16, 20, 23, 28, 40)] == [
+            8,
+            16,
+            16,  # 20: 64 / 40 = 1.6 groups a thread, rounded to 2
+            32,
+            32,
+            32,
+        ]
+        assert split(5, 1, 1e9, opts) == 1  # many groups a thread: left alone
+        assert split(64, 28, 0, opts) == 28  # no threads will run: left alone
 
 
 @pytest.mark.parametrize("method", BATCHED)

@@ -72,6 +72,15 @@ class Options:
         this many columns. Small images (8x8 outputs) make one-sample products too thin
         for the BLAS to run at speed; larger groups hold more of the column matrix at
         once.
+    group_numbers : int
+        Numbers (column matrix and output together) a group may hold: a group takes
+        more samples than ``gemm_columns`` asks for while they fit, since every group
+        costs its own copies and calls. On the 2-core Zen 3 machine, 640,000 (2.5 MB in
+        float32) took benchmark layer c (64 samples of 8 x 8 outputs) from 8 samples a
+        group to one group a thread: 0.86 of the time forward and 0.93 for a training
+        step (paired rounds, 2 threads); layer b's training step 0.87 (2 samples a group
+        instead of 1); about twice as many numbers lost on b and e (1.01-1.02). ``0``:
+        ``gemm_columns`` alone decides.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
     winograd_chunk_bytes : int
@@ -87,6 +96,7 @@ class Options:
     threads: int | None = None
     thread_min_work: float = 3e7
     gemm_columns: int = 512
+    group_numbers: int = 640_000
     wide_rows: bool = True
     winograd_chunk_bytes: int = 3 << 19
 
@@ -100,6 +110,10 @@ class Options:
         if not isinstance(self.gemm_columns, int) or self.gemm_columns < 1:
             raise ValueError(
                 f"gemm_columns must be a positive int, got {self.gemm_columns!r}"
+            )
+        if not isinstance(self.group_numbers, int) or self.group_numbers < 0:
+            raise ValueError(
+                f"group_numbers must be a non-negative int, got {self.group_numbers!r}"
             )
         if (
             not isinstance(self.winograd_chunk_bytes, int)
@@ -131,7 +145,7 @@ def options(**changes):
     ----------
     **changes
         Any field of :class:`Options`: ``threads``, ``thread_min_work``,
-        ``gemm_columns``, ``wide_rows``, ``winograd_chunk_bytes``.
+        ``gemm_columns``, ``group_numbers``, ``wide_rows``, ``winograd_chunk_bytes``.
 
     Yields
     ------
@@ -356,24 +370,41 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
 
 
 def samples_per_product(
-    n, columns_per_sample, columns, macs, opts: Options | None = None
+    n, columns_per_sample, columns, macs, opts: Options | None = None, numbers=0
 ):
-    """Samples per group: ``columns`` columns a product, a group a thread if threaded.
+    """Samples per group: at least ``columns`` columns a product, and as many samples
+    as fit in ``group_numbers`` (``numbers``: a sample's columns and outputs); then
+    shared evenly by the threads if threaded.
 
     ``macs`` (the call's multiply-adds) says whether :func:`over_samples` will deal the
     groups out to threads; when it will not, the batch is not split for them.
     """
     opts = opts or current_options()
     per = max(1, -(-columns // max(columns_per_sample, 1)))
+    if numbers:
+        per = max(per, opts.group_numbers // numbers)
     return split_for_threads(n, per, macs, opts)
 
 
 def split_for_threads(n, per, macs, opts: Options | None = None):
-    """``per`` samples a group, but at most ``n / threads`` when threads will run."""
+    """About ``per`` samples a group; when threads will run, at most ``n / threads``,
+    and evened out so that every thread gets the same number of groups.
+
+    The groups are dealt out round-robin: 64 samples in groups of 23 gave one thread
+    of two 41 samples and the other 23 (benchmark layer c's training step, 1.13 times
+    as long as 8 groups of 8). So where a thread gets fewer than two groups' worth, the
+    groups a thread are rounded to the nearest whole number and the samples shared
+    evenly among them (there: one group of 32 a thread).
+    """
     opts = opts or current_options()
     if macs < opts.thread_min_work:
         return max(1, per)
-    return max(1, min(per, -(-n // n_threads(opts))))
+    threads = n_threads(opts)
+    per = max(1, min(per, -(-n // threads)))
+    if 2 * per * threads > n:  # few groups a thread: a short last one would idle one
+        rounds = max(1, round(n / (per * threads)))  # groups a thread
+        per = -(-n // (rounds * threads))
+    return per
 
 
 def forward_columns(rows, opts: Options | None = None):
@@ -571,7 +602,9 @@ class Batched:
             columns = 2 * opts.gemm_columns
         else:
             columns = opts.gemm_columns
-        return samples_per_product(n, per_sample, columns, macs, opts)
+        # a sample's numbers: its columns (C*KH*KW rows) and its outputs (F rows)
+        numbers = (x_shape[1] * w_shape[2] * w_shape[3] + w_shape[0]) * per_sample
+        return samples_per_product(n, per_sample, columns, macs, opts, numbers)
 
     @staticmethod
     def _macs(x_shape, w_shape, p):
