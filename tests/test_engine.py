@@ -79,11 +79,13 @@ def test_groups_grow_to_group_numbers_and_even_out_over_threads():
         with cb.options(group_numbers=10 * numbers):
             cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
             assert engine.last_plan().per_group == 10
-    # with two threads, groups of 28 would leave one thread 36 samples and the other
-    # 28: evened out to one group of 32 each
+    # with two threads, at most a quarter of the batch a group: half the batch's
+    # columns at once
     with cb.options(threads=2):
         cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
-        assert engine.last_plan() == engine.Plan(64, 32, 2, 2)
+        assert engine.last_plan() == engine.Plan(64, 16, 4, 2)
+    # groups of 23 would leave one thread two of them (41 samples) and the other one:
+    # evened out to one group of 32 each
     with cb.options(threads=2) as opts:
         split = engine.split_for_threads
         assert [split(64, per, 1e9, opts) for per in (8, 16, 20, 23, 28, 40)] == [

@@ -75,11 +75,15 @@ class Options:
     group_numbers : int
         Numbers (column matrix and output together) a group may hold: a group takes
         more samples than ``gemm_columns`` asks for while they fit, since every group
-        costs its own copies and calls. On the 2-core Zen 3 machine, 640,000 (2.5 MB in
-        float32) took benchmark layer c (64 samples of 8 x 8 outputs) from 8 samples a
-        group to one group a thread: 0.86 of the time forward and 0.93 for a training
-        step (paired rounds, 2 threads); layer b's training step 0.87 (2 samples a group
-        instead of 1); about twice as many numbers lost on b and e (1.01-1.02). ``0``:
+        costs its own copies and calls. With threads, a group holds at most a quarter of
+        the batch on two threads, so that no more than half the batch's column matrix
+        exists at once. On the 2-core Zen 3 machine (paired rounds, 2 threads), 640,000
+        (2.5 MB in float32) took layer b's training step from 1 to 2 samples a group,
+        0.87-0.88 of the time; twice as many numbers lost on b and e (1.01-1.02). Benchmark
+        layer c (64 samples of 8 x 8 outputs) goes from groups of 8 to 16: 0.90-0.91 of
+        the time forward, 0.92-0.95 for a training step; one group of 32 a thread took
+        0.86 and 0.93, but held the whole batch's columns (peak memory 4.0 times the input
+        forward, against 2.3 for the column matrix and 0.5 for the output). ``0``:
         ``gemm_columns`` alone decides.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
@@ -373,8 +377,9 @@ def samples_per_product(
     n, columns_per_sample, columns, macs, opts: Options | None = None, numbers=0
 ):
     """Samples per group: at least ``columns`` columns a product, and as many samples
-    as fit in ``group_numbers`` (``numbers``: a sample's columns and outputs); then
-    shared evenly by the threads if threaded.
+    as fit in ``group_numbers`` (``numbers``: a sample's columns and outputs), but,
+    when threads will run, no more than half the batch's columns at once (a quarter
+    of the batch a group on two threads); then shared evenly by the threads.
 
     ``macs`` (the call's multiply-adds) says whether :func:`over_samples` will deal the
     groups out to threads; when it will not, the batch is not split for them.
@@ -382,7 +387,10 @@ def samples_per_product(
     opts = opts or current_options()
     per = max(1, -(-columns // max(columns_per_sample, 1)))
     if numbers:
-        per = max(per, opts.group_numbers // numbers)
+        grown = opts.group_numbers // numbers
+        if macs >= opts.thread_min_work:  # threads: half the batch in flight at most
+            grown = min(grown, -(-n // (2 * n_threads(opts))))
+        per = max(per, grown)
     return split_for_threads(n, per, macs, opts)
 
 
