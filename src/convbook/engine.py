@@ -77,13 +77,14 @@ class Options:
         more samples than ``gemm_columns`` asks for while they fit, since every group
         costs its own copies and calls. With threads, a group holds at most a quarter of
         the batch on two threads, so that no more than half the batch's column matrix
-        exists at once. On the 2-core Zen 3 machine (paired rounds, 2 threads), 640,000
-        (2.5 MB in float32) took layer b's training step from 1 to 2 samples a group,
-        0.87-0.88 of the time; twice as many numbers lost on b and e (1.01-1.02). Benchmark
-        layer c (64 samples of 8 x 8 outputs) goes from groups of 8 to 16: 0.90-0.91 of
-        the time forward, 0.92-0.95 for a training step; one group of 32 a thread took
-        0.86 and 0.93, but held the whole batch's columns (peak memory 4.0 times the input
-        forward, against 2.3 for the column matrix and 0.5 for the output). ``0``:
+        exists at once. On the 2-core Zen 3 machine (paired rounds, 2 threads),
+        640,000 (2.5 MB in float32) took layer b's training step from 1 to 2 samples a
+        group, 0.87-0.88 of the time; twice as many numbers lost on b and e (1.01-1.02).
+        Benchmark layer c (64 samples of 8 x 8 outputs) goes from groups of 8 to 16:
+        0.90-0.91 of the time forward, 0.92-0.95 for a training step; one group of 32 a
+        thread took 0.86 and 0.93, but held the whole batch's columns (peak memory 4.0
+        times the input forward, against 2.3 for the column matrix and 0.5 for the
+        output). ``0``:
         ``gemm_columns`` alone decides.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
