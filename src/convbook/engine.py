@@ -84,8 +84,7 @@ class Options:
         0.90-0.91 of the time forward, 0.92-0.95 for a training step; one group of 32 a
         thread took 0.86 and 0.93, but held the whole batch's columns (peak memory 4.0
         times the input forward, against 2.3 for the column matrix and 0.5 for the
-        output). ``0``:
-        ``gemm_columns`` alone decides.
+        output). ``0``: ``gemm_columns`` alone decides.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
     winograd_chunk_bytes : int
