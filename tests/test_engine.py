@@ -98,6 +98,8 @@ def test_groups_grow_to_group_numbers_and_even_out_over_threads():
         ]
         assert split(5, 1, 1e9, opts) == 1  # many groups a thread: left alone
         assert split(64, 28, 0, opts) == 28  # no threads will run: left alone
+    with cb.options(threads=1) as opts:
+        assert engine.split_for_threads(64, 40, 1e9, opts) == 40  # one thread
 
 
 @pytest.mark.parametrize("method", BATCHED)

@@ -388,15 +388,17 @@ def samples_per_product(
     per = max(1, -(-columns // max(columns_per_sample, 1)))
     if numbers:
         grown = opts.group_numbers // numbers
-        if macs >= opts.thread_min_work:  # threads: half the batch in flight at most
-            grown = min(grown, -(-n // (2 * n_threads(opts))))
+        threads = n_threads(opts)
+        if threads > 1 and macs >= opts.thread_min_work:  # half the batch at most
+            grown = min(grown, -(-n // (2 * threads)))
         per = max(per, grown)
     return split_for_threads(n, per, macs, opts)
 
 
 def split_for_threads(n, per, macs, opts: Options | None = None):
     """About ``per`` samples a group; when threads will run, at most ``n / threads``,
-    and evened out so that every thread gets the same number of groups.
+    and, where each thread would get only one or two groups, evened out so that each
+    gets the same number.
 
     The groups are dealt out round-robin: 64 samples in groups of 23 gave one thread
     of two 41 samples and the other 23 (benchmark layer c's training step, 1.13 times
@@ -409,7 +411,9 @@ def split_for_threads(n, per, macs, opts: Options | None = None):
         return max(1, per)
     threads = n_threads(opts)
     per = max(1, min(per, -(-n // threads)))
-    if 2 * per * threads > n:  # few groups a thread: a short last one would idle one
+    if (
+        threads > 1 and 2 * per * threads > n
+    ):  # few groups a thread: a short last one would idle one
         rounds = max(1, round(n / (per * threads)))  # groups a thread
         per = -(-n // (rounds * threads))
     return per
