@@ -200,3 +200,17 @@ def test_conv2d_backward_returns_db_without_bias():
     y = cb.conv2d_forward(x, w, **kw)
     _, _, db = cb.conv2d_backward(np.ones_like(y), x, w, **kw)
     np.testing.assert_allclose(db, np.full(w.shape[0], y[:, 0].size))
+
+
+def test_wide_bias_row_sits_under_each_groups_columns():
+    x = random_like((2, 4, 7, 6), seed=3)
+    p = cb.conv_params(3, stride=2, padding=1, groups=2)
+    plain, g = cb.methods.wide.column_matrix(x, (3, 3), p)
+    cols, _ = cb.methods.wide.column_matrix(x, (3, 3), p, ones=True)
+    assert plain.shape == (2, 2 * 9, 2 * g.run) and cols.shape == (
+        2,
+        2 * 9 + 1,
+        2 * g.run,
+    )
+    np.testing.assert_array_equal(cols[:, :-1], plain)
+    np.testing.assert_array_equal(cols[:, -1], 1)

@@ -114,15 +114,22 @@ def unphase(dxf, g: Geometry, params, x_shape, out=None):
     return dx
 
 
-def column_matrix(x, kernel_hw, params):
-    """``X'^T`` on wide rows: ``(G, Cg*KH*KW, N*L)``, a block copy per kernel offset."""
+def column_matrix(x, kernel_hw, params, *, ones=False):
+    """``X'^T`` on wide rows: ``(G, Cg*KH*KW, N*L)``, a block copy per kernel offset.
+
+    ``ones=True`` adds a row of ones under each group's rows (for the bias).
+    """
     g = geometry(x.shape, kernel_hw, params)
     xf = phases(x, g, params)  # (SH, SW, N, C, Hq*Wq)
-    n, c = x.shape[:2]
-    cols = np.empty((c, len(g.starts), n, g.run), dtype=x.dtype)
+    (n, c), groups, taps = x.shape[:2], params.groups, len(g.starts)
+    rows = c // groups * taps  # (c, p, q) within a group
+    cols = np.empty((groups, rows + ones, n, g.run), dtype=x.dtype)
     for k, (a, b, start) in enumerate(g.starts):
-        cols[:, k] = xf[a, b, :, :, start : start + g.run].transpose(1, 0, 2)
-    return cols.reshape(params.groups, -1, n * g.run), g  # (G, Cg*KH*KW, N*OH*Wq)
+        runs = xf[a, b, :, :, start : start + g.run].transpose(1, 0, 2)  # (C, N, L)
+        cols[:, k:rows:taps] = runs.reshape(groups, c // groups, n, g.run)
+    if ones:
+        cols[:, rows] = 1
+    return cols.reshape(groups, -1, n * g.run), g  # (G, rows, N*OH*Wq)
 
 
 def wide_output_matrix(dout, g: Geometry, groups):
@@ -134,17 +141,23 @@ def wide_output_matrix(dout, g: Geometry, groups):
 
 
 def forward(x, w, b, params, *, out=None):
-    """``Y' = K' . X'`` on wide rows; the junk columns are cropped."""
+    """``Y' = K' . X'`` on wide rows; the junk columns are cropped.
+
+    The bias rides in the product, as a row of ones under the columns and a column of
+    ``K'``, so that the crop into place is a plain copy: adding ``b`` on the way, over
+    rows of ``OW`` numbers, took 2.5 times as long as the copy alone (benchmark layer
+    b, 2-core Zen 3).
+    """
     n, f = x.shape[0], w.shape[0]
-    cols, g = column_matrix(x, w.shape[2:], params)  # (G, Cg*KH*KW, N*L)
-    y = strided.kernel_matrix(w, params.groups) @ cols  # (G, F/G, N*L)
+    cols, g = column_matrix(x, w.shape[2:], params, ones=b is not None)
+    kmat = strided.kernel_matrix(w, params.groups)  # (G, F/G, Cg*KH*KW)
+    if b is not None:
+        kmat = np.concatenate([kmat, b.reshape(params.groups, -1, 1)], axis=2)
+    y = kmat @ cols  # (G, F/G, N*L)
     y = y.reshape(f, n, g.oh, g.wq)[..., : g.ow]  # (F, N, OH, OW): junk cropped
     if out is None:
         out = np.empty((n, f, g.oh, g.ow), dtype=y.dtype)
-    if b is None:
-        out[...] = y.transpose(1, 0, 2, 3)
-    else:  # added on the way into place, as in the strided method
-        np.add(y.transpose(1, 0, 2, 3), b.reshape(f, 1, 1), out=out)
+    out[...] = y.transpose(1, 0, 2, 3)
     return out
 
 
