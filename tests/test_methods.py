@@ -207,10 +207,7 @@ def test_wide_bias_row_sits_under_each_groups_columns():
     p = cb.conv_params(3, stride=2, padding=1, groups=2)
     plain, g = cb.methods.wide.column_matrix(x, (3, 3), p)
     cols, _ = cb.methods.wide.column_matrix(x, (3, 3), p, ones=True)
-    assert plain.shape == (2, 2 * 9, 2 * g.run) and cols.shape == (
-        2,
-        2 * 9 + 1,
-        2 * g.run,
-    )
+    assert plain.shape == (2, 2 * 9, 2 * g.run)  # groups, (c, p, q) in a group, columns
+    assert cols.shape == (2, 2 * 9 + 1, 2 * g.run)
     np.testing.assert_array_equal(cols[:, :-1], plain)
     np.testing.assert_array_equal(cols[:, -1], 1)

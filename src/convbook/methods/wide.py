@@ -117,13 +117,14 @@ def unphase(dxf, g: Geometry, params, x_shape, out=None):
 def column_matrix(x, kernel_hw, params, *, ones=False):
     """``X'^T`` on wide rows: ``(G, Cg*KH*KW, N*L)``, a block copy per kernel offset.
 
-    ``ones=True`` adds a row of ones under each group's rows (for the bias).
+    ``ones=True`` adds a row of ones under each group's rows (for the bias): ``(G,
+    Cg*KH*KW + 1, N*L)``.
     """
     g = geometry(x.shape, kernel_hw, params)
     xf = phases(x, g, params)  # (SH, SW, N, C, Hq*Wq)
     (n, c), groups, taps = x.shape[:2], params.groups, len(g.starts)
     rows = c // groups * taps  # (c, p, q) within a group
-    cols = np.empty((groups, rows + ones, n, g.run), dtype=x.dtype)
+    cols = np.empty((groups, rows + int(ones), n, g.run), dtype=x.dtype)
     for k, (a, b, start) in enumerate(g.starts):
         runs = xf[a, b, :, :, start : start + g.run].transpose(1, 0, 2)  # (C, N, L)
         cols[:, k:rows:taps] = runs.reshape(groups, c // groups, n, g.run)
@@ -144,7 +145,7 @@ def forward(x, w, b, params, *, out=None):
     """``Y' = K' . X'`` on wide rows; the junk columns are cropped.
 
     The bias rides in the product, as a row of ones under the columns and a column of
-    ``K'``, so that the crop into place is a plain copy: adding ``b`` on the way, over
+    ``K'^T``, so that the crop into place is a plain copy: adding ``b`` on the way, over
     rows of ``OW`` numbers, took 2.5 times as long as the copy alone (benchmark layer
     b, 2-core Zen 3).
     """
