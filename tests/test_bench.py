@@ -4,6 +4,8 @@ never tested)."""
 import html.parser
 import json
 import os
+import platform
+import sys
 import time
 from pathlib import Path
 
@@ -388,3 +390,18 @@ def test_best_ratio_reads_the_runs_fastest_method():
     assert bench.best_ratio(layer, "train") == 0.9
     with pytest.raises(ValueError, match="pass_"):
         bench.best_ratio(layer, "backward")
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_fresh_process_faults_in_its_buffers_until_a_large_block_is_freed():
+    faults = benchenv.fresh_process_faults(calls=3)
+    assert set(faults) == {"fresh", "after"}
+    assert faults["fresh"][0] > 100 and faults["after"][0] < faults["fresh"][0] / 10
+    assert all(seconds > 0 for _, seconds in faults.values())
+
+
+def test_fresh_process_faults_is_none_off_glibc(monkeypatch):
+    monkeypatch.setattr(benchenv.sys, "platform", "darwin")
+    assert benchenv.fresh_process_faults() is None

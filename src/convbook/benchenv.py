@@ -1,4 +1,5 @@
-"""The benchmark's machine: NumPy's BLAS, its threads, the OpenBLAS variables, the load.
+"""The benchmark's machine: NumPy's BLAS, its threads, the OpenBLAS variables, the load,
+the allocator.
 
 :mod:`convbook.bench` records these with every run (and re-exports :func:`blas_info`).
 """
@@ -15,6 +16,7 @@ __all__ = [
     "blas_threads",
     "cpu_model",
     "env_warnings",
+    "fresh_process_faults",
     "loadavg",
     "threads_held",
 ]
@@ -143,3 +145,61 @@ def cpu_model(cpuinfo="/proc/cpuinfo"):
     kind += [vector] if vector else []
     name = fields.get("model name", "unknown")
     return f"{name} ({', '.join(kind)})" if kind else name
+
+
+def _faults_here(calls, free_bytes):
+    """Page faults and seconds a call of layer c's forward pass, in this process, before
+    and after it frees one array of ``free_bytes``."""
+    import resource
+    import time
+
+    import numpy as np
+
+    from .bench import SHAPES
+    from .conv import conv2d_forward
+
+    s = SHAPES["c"]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((s.n, s.c, s.hw, s.hw), dtype=np.float32)
+    w = rng.standard_normal((s.f, s.c, s.k, s.k), dtype=np.float32)
+
+    def per_call():
+        conv2d_forward(x, w, stride=s.stride, padding=s.padding)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        start = time.perf_counter()
+        for _ in range(calls):
+            conv2d_forward(x, w, stride=s.stride, padding=s.padding)
+        seconds = (time.perf_counter() - start) / calls
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+        return faults / calls, seconds
+
+    fresh = per_call()
+    freed = np.ones(free_bytes, dtype=np.uint8)
+    del freed
+    return {"fresh": fresh, "after": per_call()}
+
+
+def fresh_process_faults(calls=20, free_bytes=4 << 20):
+    """Benchmark layer c's forward pass in a new Python process: page faults and
+    seconds a call, ``{"fresh": (faults, s), "after": (faults, s)}``, before and after
+    that process frees one array of ``free_bytes``.
+
+    glibc's allocator maps a block of 128 KB or more afresh from the operating system
+    until a larger block has been freed (its threshold then rises to that size, up to
+    32 MB: ``man mallopt``, ``M_MMAP_THRESHOLD``), so a new process faults in its
+    large buffers at every call. ``None`` where the C library is not glibc.
+    """
+    import json
+    import platform
+    import subprocess
+
+    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    code = (
+        "import json; from convbook.benchenv import _faults_here; "
+        f"print(json.dumps(_faults_here({int(calls)}, {int(free_bytes)})))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return {k: tuple(v) for k, v in json.loads(run.stdout).items()}
