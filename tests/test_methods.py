@@ -211,3 +211,28 @@ def test_wide_bias_row_sits_under_each_groups_columns():
     assert cols.shape == (2, 2 * 9 + 1, 2 * g.run)
     np.testing.assert_array_equal(cols[:, :-1], plain)
     np.testing.assert_array_equal(cols[:, -1], 1)
+
+
+def test_strided_sample_columns_are_each_samples_block_of_the_column_matrix():
+    x = random_like((3, 4, 7, 6), seed=4)
+    p = cb.conv_params(3, stride=2, padding=1, dilation=(1, 2), groups=2)
+    batch = cb.methods.strided.column_matrix(x, (3, 3), p)  # (G, rows, N*L)
+    cols = cb.methods.strided.sample_columns(x, (3, 3), p, ones=True)
+    n, g, rows, run = cols.shape
+    assert (n, g, rows) == (3, 2, 2 * 9 + 1)  # samples, groups, (c, p, q) and the 1s
+    by_sample = batch.reshape(g, rows - 1, n, run).transpose(2, 0, 1, 3)
+    np.testing.assert_array_equal(cols[:, :, :-1], by_sample)
+    np.testing.assert_array_equal(cols[:, :, -1], 1)
+
+
+def test_strided_forward_fills_an_out_that_is_not_one_block():
+    x, w = random_like((2, 4, 7, 6)), random_like((6, 2, 3, 3), seed=2)
+    b = random_like((6,), seed=3)
+    p = cb.conv_params(3, padding=1, groups=2)
+    whole = np.zeros((2, 12, 7, 6))
+    out = whole[:, ::2]  # every other channel of a larger array
+    got = cb.methods.strided.forward(x, w, b, p, out=out)
+    assert got is out
+    want = cb.conv2d_forward(x, w, b, padding=1, groups=2, method="reference")
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(whole[:, 1::2], 0)

@@ -1,14 +1,16 @@
 """The strided method: the whole layer, forward and backward, on one page.
 
 The column matrix is copied out of a strided view of the input's windows
-(:func:`~convbook.columns.windows`), laid out ``(Cg*KH*KW, N*OH*OW)`` per group, so that
-one matrix product per group is the whole convolution:
+(:func:`~convbook.columns.windows`), one row per tap ``(c, p, q)`` and one column per
+window, so that matrix products are the whole convolution:
 
-* forward: ``Y'^T = K'^T . X'^T``;
-* weight gradient: ``dK' = X'^T . dY'``;
-* input gradient, two routes: col2im, ``dX'^T = K' . dY'^T`` added back onto the pixels
-  the windows read; or rot180, the full convolution of ``dout`` (zeros inserted for the
-  stride) with the kernels turned 180 degrees and their channels swapped.
+* forward: ``Y_n = K'^T . X_n'^T`` for each sample ``n``, ``(F, OH*OW)``: ``y[n]`` in
+  NCHW as it comes out of the product;
+* weight gradient: ``dK' = X'^T . dY'``, one product over the windows of all samples;
+* input gradient, two routes: col2im, ``dX_n'^T = K' . dY_n`` for each sample, added
+  back onto the pixels the windows read; or rot180, the full convolution of ``dout``
+  (zeros inserted for the stride) with the kernels turned 180 degrees and their
+  channels swapped.
 
 Every setting of PyTorch's ``conv2d`` works: stride, padding (incl. ``"same"``, uneven),
 dilation, groups. The functions take validated arrays of one dtype and a
@@ -33,6 +35,7 @@ __all__ = [
     "full_conv_operands",
     "full_conv_border",
     "column_matrix",
+    "sample_columns",
     "kernel_matrix",
     "output_matrix",
     "columns_per_sample",
@@ -53,6 +56,25 @@ def column_matrix(x, kernel_hw, params):
     return cols.reshape(params.groups, -1, n * oh * ow)  # the one copy
 
 
+def sample_columns(x, kernel_hw, params, *, ones=False):
+    """``X_n'^T`` of each sample ``n``: ``(N, G, Cg*KH*KW, OH*OW)``, one copy.
+
+    ``ones=True`` adds a row of ones under each group's rows (the bias's):
+    ``(N, G, Cg*KH*KW + 1, OH*OW)``.
+    """
+    n, c, g = x.shape[0], x.shape[1], params.groups
+    view = windows(x, kernel_hw, params)  # (N, C, OH, OW, KH, KW), no copy
+    (oh, ow), (kh, kw) = view.shape[2:4], view.shape[4:]
+    rows = c // g * kh * kw  # (c, p, q) within a group
+    cols = np.empty((n, g, rows + int(ones), oh * ow), dtype=x.dtype)
+    taps = cols[:, :, :rows].reshape(n, g, c // g, kh, kw, oh, ow)  # a view
+    by_group = view.reshape(n, g, c // g, oh, ow, kh, kw)
+    taps[...] = by_group.transpose(0, 1, 2, 5, 6, 3, 4)  # the one copy
+    if ones:
+        cols[:, :, rows] = 1
+    return cols
+
+
 def output_matrix(dout, groups):
     """``dY'^T``: each group's output gradients as rows, ``(G, F/G, N*OH*OW)``."""
     n, f, oh, ow = dout.shape
@@ -61,7 +83,10 @@ def output_matrix(dout, groups):
 
 
 def forward(x, w, b, params, *, out=None):
-    """``Y'^T = K'^T . X'^T`` per group, reshaped to ``(N, F, OH, OW)``, plus the bias.
+    """``Y_n = K'^T . X_n'^T`` for each sample ``n`` and group: ``y[n]`` in NCHW.
+
+    The bias rides in the product: ``b`` is one more column of ``K'^T``, meeting a row
+    of ones under the columns.
 
     Examples
     --------
@@ -72,17 +97,19 @@ def forward(x, w, b, params, *, out=None):
     array([[19., 25.],
            [37., 43.]])
     """
-    n, f = x.shape[0], w.shape[0]
+    n, f, g = x.shape[0], w.shape[0], params.groups
     oh, ow, _, _ = params.output_shape(x.shape[2:], w.shape[2:])
-    cols = column_matrix(x, w.shape[2:], params)  # (G, Cg*KH*KW, N*OH*OW)
-    y = kernel_matrix(w, params.groups) @ cols  # (G, F/G, N*OH*OW)
+    cols = sample_columns(x, w.shape[2:], params, ones=b is not None)
+    kmat = kernel_matrix(w, g)  # (G, F/G, Cg*KH*KW)
+    if b is not None:
+        kmat = np.concatenate([kmat, b.reshape(g, f // g, 1)], axis=2)
     if out is None:
-        out = np.empty((n, f, oh, ow), dtype=y.dtype)
-    y = y.reshape(f, n, oh, ow).transpose(1, 0, 2, 3)  # (N, F, OH, OW), a view
-    if b is None:
+        out = np.empty((n, f, oh, ow), dtype=cols.dtype)
+    y = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)
+    # (G, F/G, rows) @ (N, G, rows, OH*OW): one product per sample and group
+    np.matmul(kmat, cols, out=y.reshape(n, g, f // g, oh * ow))
+    if y is not out:  # an out that is not one block the product can write into
         out[...] = y
-    else:  # the bias added as y is copied into place: one pass over the output
-        np.add(y, b.reshape(f, 1, 1), out=out)
     return out
 
 
@@ -108,14 +135,15 @@ def grad_input(dout, w, x_shape, params, *, route="col2im", out=None):
 
 
 def grad_input_col2im(dout, w, x_shape, params, *, out=None):
-    """``dX'^T = K' . dY'^T``, each column added back onto the pixels it came from."""
+    """``dX_n'^T = K' . dY_n`` per sample, each column added back onto its pixels."""
     n, c = x_shape[:2]
-    kh, kw = w.shape[2:]
-    oh, ow = dout.shape[2:]
-    kmat = kernel_matrix(w, params.groups)  # (G, F/G, Cg*KH*KW)
-    dcols = kmat.transpose(0, 2, 1) @ output_matrix(dout, params.groups)
-    dcols = dcols.reshape(c, kh, kw, n, oh, ow)  # (C, KH, KW, N, OH, OW)
-    return add_windows(dcols.transpose(3, 0, 1, 2, 4, 5), x_shape, params, out=out)
+    f, oh, ow = dout.shape[1:]
+    g = params.groups
+    kmat = kernel_matrix(w, g)  # (G, F/G, Cg*KH*KW)
+    dy = dout.reshape(n, g, f // g, oh * ow)  # each sample's dY_n: a view of dout
+    dcols = kmat.transpose(0, 2, 1) @ dy  # (N, G, Cg*KH*KW, OH*OW)
+    dcols = dcols.reshape(n, c, *w.shape[2:], oh, ow)  # (N, C, KH, KW, OH, OW)
+    return add_windows(dcols, x_shape, params, out=out)
 
 
 def full_conv_operands(dout, w, x_shape, params):
