@@ -139,8 +139,17 @@ def test_options_are_scoped_validated_and_per_thread():
 def test_wide_rows_rule():
     p1 = cb.conv_params(3, padding=1)
     fw = "forward"
-    assert engine.use_wide_rows(fw, (1, 64, 32, 32), (64, 64, 3, 3), p1)  # 64*2 < 8*32
-    assert not engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p1)
+    layer = (1, 64, 32, 32), (64, 64, 3, 3), p1
+    with cb.options(blas_avx512=True):  # the rule measured on AVX-512 kernels
+        assert engine.use_wide_rows(fw, *layer)  # 64*2 < 8*32
+        assert engine.use_wide_rows("grad_weight", *layer)
+        assert not engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p1)
+    with cb.options(blas_avx512=False):  # AVX2 kernels: the input gradient only
+        assert not engine.use_wide_rows(fw, *layer)
+        assert not engine.use_wide_rows("grad_weight", *layer)
+        assert engine.use_wide_rows("grad_input", *layer)
+    with cb.options(blas_avx512=None):  # the default: as the BLAS says
+        assert engine.use_wide_rows(fw, *layer) == engine.blas_avx512()
     assert engine.use_wide_rows("grad_input", (1, 128, 28, 28), (128, 128, 3, 3), p1)
     p2 = cb.conv_params(3, stride=2)
     # at stride 2: plain strided columns for the forward pass and the weight gradient,
@@ -150,6 +159,43 @@ def test_wide_rows_rule():
     assert engine.use_wide_rows("grad_input", (1, 32, 16, 16), (64, 32, 3, 3), p2)
     with cb.options(wide_rows=False):
         assert not engine.use_wide_rows("grad_input", (1, 1, 28, 28), (1, 1, 3, 3), p1)
+
+
+@pytest.mark.parametrize(
+    ("kernels", "avx512"),
+    [(["Haswell"], False), (["SkylakeX"], True), (["Zen", "Cooperlake"], True)],
+)
+def test_blas_avx512_reads_openblas_kernel(monkeypatch, kernels, avx512):
+    import threadpoolctl
+
+    infos = [
+        {"user_api": "blas", "internal_api": "openblas", "architecture": k}
+        for k in kernels
+    ]
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: infos)
+    engine.blas_avx512.cache_clear()
+    try:
+        assert engine.blas_avx512() is avx512
+    finally:
+        engine.blas_avx512.cache_clear()
+
+
+def test_blas_avx512_without_openblas_asks_the_cpu(monkeypatch):
+    import threadpoolctl
+
+    monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda: [])
+    engine.blas_avx512.cache_clear()
+    try:
+        features = np._core._multiarray_umath.__cpu_features__
+        assert engine.blas_avx512() is bool(features.get("AVX512F", False))
+    finally:
+        engine.blas_avx512.cache_clear()
+
+
+def test_blas_avx512_option_is_checked():
+    with pytest.raises(ValueError, match="blas_avx512 must be None, True or False"):
+        with cb.options(blas_avx512="yes"):
+            pass
 
 
 def test_input_gradient_route_rule():

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import os
 import sys
 import threading
@@ -45,6 +46,8 @@ __all__ = [
     "last_plan",
     "Plan",
     "choose",
+    "blas_avx512",
+    "use_wide_rows",
     "input_gradient_route",
     "winograd_input_route",
     "Batched",
@@ -87,6 +90,10 @@ class Options:
         output). ``0``: ``gemm_columns`` alone decides.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
+    blas_avx512 : bool or None
+        Whether the rules take NumPy's BLAS to run AVX-512 kernels (``None``: ask it,
+        :func:`blas_avx512`). Wide rows pay for the forward pass and the weight gradient
+        only there (:func:`use_wide_rows`).
     winograd_chunk_bytes : int
         Bytes of transformed tiles (input and products) per Winograd chunk: about a
         core's L2 cache and a half (1 MB on the benchmark's Zen 5 machine). A chunk is
@@ -102,6 +109,7 @@ class Options:
     gemm_columns: int = 512
     group_numbers: int = 640_000
     wide_rows: bool = True
+    blas_avx512: bool | None = None
     winograd_chunk_bytes: int = 3 << 19
 
     def __post_init__(self):
@@ -114,6 +122,10 @@ class Options:
         if not isinstance(self.gemm_columns, int) or self.gemm_columns < 1:
             raise ValueError(
                 f"gemm_columns must be a positive int, got {self.gemm_columns!r}"
+            )
+        if self.blas_avx512 not in (None, True, False):
+            raise ValueError(
+                f"blas_avx512 must be None, True or False, got {self.blas_avx512!r}"
             )
         if not isinstance(self.group_numbers, int) or self.group_numbers < 0:
             raise ValueError(
@@ -149,7 +161,8 @@ def options(**changes):
     ----------
     **changes
         Any field of :class:`Options`: ``threads``, ``thread_min_work``,
-        ``gemm_columns``, ``group_numbers``, ``wide_rows``, ``winograd_chunk_bytes``.
+        ``gemm_columns``, ``group_numbers``, ``wide_rows``, ``blas_avx512``,
+        ``winograd_chunk_bytes``.
 
     Yields
     ------
@@ -453,6 +466,16 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     one of them on one thread). For the col2im input gradient wide rows also make the
     KH*KW slice-adds contiguous and paid everywhere but on one layer (within 5%; layer c
     on Zen 3: 0.84 of the strided time), at any stride.
+
+    The stride-1 rule for the forward pass and the weight gradient holds where the BLAS
+    runs AVX-512 kernels (:func:`blas_avx512`): on benchmark layer b, wide rows' forward
+    pass took 0.66-0.75 of the strided method's time in the four stored runs on such
+    machines, and 1.01-1.27 in the three on AVX2 ones (OpenBLAS's Haswell kernel). On
+    the 2-core Zen 3 (Haswell kernel; paired rounds, 2 threads) wide rows took 1.01-1.20
+    times as long forward and 1.07-1.38 for the weight gradient on five stride-1 layers
+    (layer b; 8 -> 16 channels, 32 x 32; 3 -> 64, 64 x 64; 1 x 1, 64 -> 128, 28 x 28;
+    a 7 x 7 3 -> 64 stem, 112 x 112), so on AVX2 kernels they take the input gradient
+    only.
     """
     opts = opts or current_options()
     if not opts.wide_rows:
@@ -469,8 +492,38 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
         return True
     if p.stride != (1, 1):
         return False
+    if not (blas_avx512() if opts.blas_avx512 is None else opts.blas_avx512):
+        return False
     f = w_shape[0]
     return f * (wp - ow) < 8 * ow and 8 * (wp - ow) <= ow
+
+
+#: OpenBLAS's AVX-512 kernels, as threadpoolctl names them (lower case)
+AVX512_KERNELS = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+
+
+@functools.lru_cache(maxsize=1)
+def blas_avx512() -> bool:
+    """Whether NumPy's BLAS runs AVX-512 kernels.
+
+    OpenBLAS's kernel as threadpoolctl reports it (``OPENBLAS_CORETYPE``, where set,
+    chooses it); for another BLAS, whether the CPU has AVX-512F, as NumPy sees it.
+    Asked once per process.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        kernels = []
+    else:
+        kernels = [
+            str(info.get("architecture") or "").lower()
+            for info in threadpool_info()
+            if info.get("internal_api") == "openblas"
+        ]
+    if kernels:
+        return any(kernel in AVX512_KERNELS for kernel in kernels)
+    core = getattr(np, "_core", None) or np.core
+    return bool(core._multiarray_umath.__cpu_features__.get("AVX512F", False))
 
 
 def input_gradient_route(x_shape, w_shape, p) -> str:
