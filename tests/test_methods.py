@@ -236,3 +236,13 @@ def test_strided_forward_fills_an_out_that_is_not_one_block():
     want = cb.conv2d_forward(x, w, b, padding=1, groups=2, method="reference")
     np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(whole[:, 1::2], 0)
+
+
+def test_strided_kernel_matrix_is_a_view_and_takes_the_bias_as_a_column():
+    w, b = random_like((6, 2, 3, 3)), random_like((6,), seed=2)
+    kmat = cb.methods.strided.kernel_matrix(w, 2)
+    assert kmat.shape == (2, 3, 18) and np.shares_memory(kmat, w)
+    with_b = cb.methods.strided.kernel_matrix(w, 2, b)
+    assert with_b.shape == (2, 3, 19)
+    np.testing.assert_array_equal(with_b[:, :, :-1], kmat)
+    np.testing.assert_array_equal(with_b[:, :, -1], b.reshape(2, 3))

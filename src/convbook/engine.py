@@ -510,16 +510,13 @@ def blas_avx512() -> bool:
     chooses it); for another BLAS, whether the CPU has AVX-512F, as NumPy sees it.
     Asked once per process.
     """
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        kernels = []
-    else:
-        kernels = [
-            str(info.get("architecture") or "").lower()
-            for info in threadpool_info()
-            if info.get("internal_api") == "openblas"
-        ]
+    from .benchenv import blas_info
+
+    kernels = [
+        str(lib["architecture"] or "").lower()
+        for lib in blas_info()
+        if lib["library"] == "openblas"
+    ]
     if kernels:
         return any(kernel in AVX512_KERNELS for kernel in kernels)
     core = getattr(np, "_core", None) or np.core

@@ -42,9 +42,16 @@ __all__ = [
 ]
 
 
-def kernel_matrix(w, groups):
-    """``K'^T``: each group's filters as rows, ``(G, F/G, Cg*KH*KW)``, a view of w."""
-    return w.reshape(groups, w.shape[0] // groups, -1)
+def kernel_matrix(w, groups, b=None):
+    """``K'^T``: each group's filters as rows, ``(G, F/G, Cg*KH*KW)``, a view of w.
+
+    With a bias ``b``, one more column holds it, ``(G, F/G, Cg*KH*KW + 1)`` (a copy), to
+    meet a row of ones under the columns: the bias then rides in the product.
+    """
+    kmat = w.reshape(groups, w.shape[0] // groups, -1)
+    if b is None:
+        return kmat
+    return np.concatenate([kmat, b.reshape(groups, -1, 1)], axis=2)
 
 
 def column_matrix(x, kernel_hw, params):
@@ -85,8 +92,8 @@ def output_matrix(dout, groups):
 def forward(x, w, b, params, *, out=None):
     """``Y_n = K'^T . X_n'^T`` for each sample ``n`` and group: ``y[n]`` in NCHW.
 
-    The bias rides in the product: ``b`` is one more column of ``K'^T``, meeting a row
-    of ones under the columns.
+    The bias rides in the product: one more column of ``K'^T`` (:func:`kernel_matrix`)
+    meets a row of ones under the columns (:func:`sample_columns`).
 
     Examples
     --------
@@ -100,9 +107,7 @@ def forward(x, w, b, params, *, out=None):
     n, f, g = x.shape[0], w.shape[0], params.groups
     oh, ow, _, _ = params.output_shape(x.shape[2:], w.shape[2:])
     cols = sample_columns(x, w.shape[2:], params, ones=b is not None)
-    kmat = kernel_matrix(w, g)  # (G, F/G, Cg*KH*KW)
-    if b is not None:
-        kmat = np.concatenate([kmat, b.reshape(g, f // g, 1)], axis=2)
+    kmat = kernel_matrix(w, g, b)  # (G, F/G, Cg*KH*KW [+ 1])
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=cols.dtype)
     y = out if out.flags.c_contiguous else np.empty(out.shape, out.dtype)

@@ -151,9 +151,7 @@ def forward(x, w, b, params, *, out=None):
     """
     n, f = x.shape[0], w.shape[0]
     cols, g = column_matrix(x, w.shape[2:], params, ones=b is not None)
-    kmat = strided.kernel_matrix(w, params.groups)  # (G, F/G, Cg*KH*KW)
-    if b is not None:
-        kmat = np.concatenate([kmat, b.reshape(params.groups, -1, 1)], axis=2)
+    kmat = strided.kernel_matrix(w, params.groups, b)  # (G, F/G, Cg*KH*KW [+ 1])
     y = kmat @ cols  # (G, F/G, N*L)
     y = y.reshape(f, n, g.oh, g.wq)[..., : g.ow]  # (F, N, OH, OW): junk cropped
     if out is None:
