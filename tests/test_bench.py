@@ -1,6 +1,7 @@
 """The benchmark's structure on tiny shapes (no timing assertions: speed is reported,
 never tested)."""
 
+import copy
 import html.parser
 import json
 import os
@@ -67,13 +68,27 @@ def test_blas_info_lists_threads():
         assert lib["threads"] >= 1
 
 
-def test_cli_quick_writes_json(tmp_path, capsys):
+def test_cli_quick_writes_json(tmp_path, capsys, monkeypatch):
+    pinned = []  # the real pin_malloc would change this test process for good
+    settings = dict(benchenv.MALLOC_PINNED)
+    monkeypatch.setattr(bench, "pin_malloc", lambda: pinned.append(1) or settings)
     path = tmp_path / "out.json"
     bench.main(["--quick", "--shapes", "q2", "--repeat", "1", "--json", str(path)])
     out = capsys.readouterr().out
     assert "q2" in out
     data = json.loads(path.read_text())
     assert list(data["shapes"]) == ["q2"]
+    assert pinned == [1] and data["machine"]["malloc"] == settings
+    assert "malloc: pinned, blocks up to 32 MB from the heap" in out
+
+
+def test_cli_leaves_malloc_alone_when_told(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "pin_malloc", lambda: pytest.fail("pinned"))
+    path = tmp_path / "out.json"
+    argv = ["--quick", "--shapes", "q1", "--repeat", "1", "--malloc", "default"]
+    bench.main(argv + ["--json", str(path)])
+    assert "malloc: as the C library set it" in capsys.readouterr().out
+    assert json.loads(path.read_text())["machine"]["malloc"] == "default"
 
 
 def test_env_warning(monkeypatch):
@@ -405,3 +420,22 @@ def test_fresh_process_faults_in_its_buffers_until_a_large_block_is_freed():
 def test_fresh_process_faults_is_none_off_glibc(monkeypatch):
     monkeypatch.setattr(benchenv.sys, "platform", "darwin")
     assert benchenv.fresh_process_faults() is None
+    assert benchenv.pin_malloc() is None
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_pin_malloc_keeps_a_new_process_from_faulting_in_its_buffers():
+    faults = benchenv.fresh_process_faults(calls=3, pin=True)  # in a child process
+    assert faults["fresh"][0] < 10 and faults["after"][0] < 10
+
+
+def test_the_table_says_how_malloc_was_set(quick_result):
+    result = copy.deepcopy(quick_result)
+    result["machine"]["malloc"] = dict(benchenv.MALLOC_PINNED)
+    assert "malloc: pinned, blocks up to 32 MB" in bench.format_table(result)
+    result["machine"]["malloc"] = "default"
+    assert "malloc: as the C library set it" in bench.format_table(result)
+    del result["machine"]["malloc"]  # runs stored before it was recorded
+    assert "malloc" not in bench.format_table(result)

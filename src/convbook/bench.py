@@ -22,6 +22,10 @@ the benchmark says so. Unset them for the run only::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
 
+The command line also pins glibc's allocator for its process
+(:func:`convbook.benchenv.pin_malloc`), so that no method, and not PyTorch, pays page
+faults that depend on what ran before it; ``--malloc default`` leaves it as it is.
+
 Notes
 -----
 The results and what to make of them are in the book's chapter "How fast is it?"
@@ -47,6 +51,7 @@ from .benchenv import (  # the machine: its BLAS, threads and load
     cpu_model,
     env_warnings,
     loadavg,
+    pin_malloc,
     threads_held,
 )
 from .benchreport import (  # the result read: tables and pictures
@@ -587,6 +592,13 @@ def main(argv=None):
         help="threads for NumPy's BLAS, PyTorch and convbook (default: the BLAS's)",
     )
     parser.add_argument(
+        "--malloc",
+        choices=("pinned", "default"),
+        default="pinned",
+        help="glibc's allocator: pinned (benchenv.pin_malloc: memory reused, the "
+        "default) or as glibc sets it (page faults depend on what ran before)",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar=("OLD", "NEW"),
@@ -602,6 +614,7 @@ def main(argv=None):
     shapes = tuple(args.shapes.split(",")) if args.shapes else tuple(table)
     for w in env_warnings():
         print("WARNING: " + w, file=sys.stderr)
+    malloc = pin_malloc() if args.malloc == "pinned" else None
     try:
         result = run(
             shapes,
@@ -612,6 +625,7 @@ def main(argv=None):
         )
     except ValueError as exc:
         parser.error(str(exc))
+    result["machine"]["malloc"] = malloc or "default"
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as fh:

@@ -11,6 +11,7 @@ import os
 import sys
 
 __all__ = [
+    "MALLOC_PINNED",
     "OPENBLAS_VARS",
     "blas_info",
     "blas_threads",
@@ -18,6 +19,7 @@ __all__ = [
     "env_warnings",
     "fresh_process_faults",
     "loadavg",
+    "pin_malloc",
     "threads_held",
 ]
 
@@ -147,9 +149,44 @@ def cpu_model(cpuinfo="/proc/cpuinfo"):
     return f"{name} ({', '.join(kind)})" if kind else name
 
 
-def _faults_here(calls, free_bytes):
-    """Page faults and seconds a call of layer c's forward pass, in this process, before
-    and after it frees one array of ``free_bytes``."""
+#: glibc's allocator in a benchmark's own process (:func:`pin_malloc`): blocks up to
+#: 32 MB (the largest threshold glibc takes) from its heap, and up to 1 GB of freed
+#: memory kept there
+MALLOC_PINNED = {"mmap_threshold": 32 << 20, "trim_threshold": 1 << 30}
+
+
+def _glibc():
+    import platform
+
+    return sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+
+
+def pin_malloc():
+    """Set glibc's allocator to :data:`MALLOC_PINNED` for this process; None off glibc.
+
+    glibc maps a block of 128 KB or more afresh from the operating system, and gives it
+    back when freed, until the process has freed a larger block
+    (:func:`fresh_process_faults`); so the page faults a call pays depend on what ran
+    before it. PyTorch's forward pass of benchmark layer b took about 11 ms a call in a
+    new process and about 1.5 ms with these settings (2-core Zen 3, 2 threads). Pinned,
+    every method and PyTorch run on reused memory whatever ran before them. It cannot
+    be undone: for a process of its own, as ``python -m convbook.bench``.
+    """
+    import ctypes
+
+    if not _glibc():
+        return None
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    pinned = libc.mallopt(m_mmap_threshold, MALLOC_PINNED["mmap_threshold"]) == 1
+    pinned &= libc.mallopt(m_trim_threshold, MALLOC_PINNED["trim_threshold"]) == 1
+    return dict(MALLOC_PINNED) if pinned else None
+
+
+def _faults_here(calls, free_bytes, pin, layer, torch):
+    """Page faults and seconds a call of a benchmark layer's forward pass (convbook's,
+    or PyTorch's if ``torch``), in this process, before and after it frees one array of
+    ``free_bytes`` (:func:`pin_malloc` first if ``pin``)."""
     import resource
     import time
 
@@ -158,17 +195,26 @@ def _faults_here(calls, free_bytes):
     from .bench import SHAPES
     from .conv import conv2d_forward
 
-    s = SHAPES["c"]
+    if pin:
+        pin_malloc()
+    s = SHAPES[layer]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((s.n, s.c, s.hw, s.hw), dtype=np.float32)
     w = rng.standard_normal((s.f, s.c, s.k, s.k), dtype=np.float32)
+    forward = conv2d_forward
+    if torch:
+        import torch as pt
+
+        x, w = pt.from_numpy(x), pt.from_numpy(w)
+        pt.set_num_threads(blas_threads() or 1)
+        forward = pt.nn.functional.conv2d
 
     def per_call():
-        conv2d_forward(x, w, stride=s.stride, padding=s.padding)
+        forward(x, w, stride=s.stride, padding=s.padding)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         for _ in range(calls):
-            conv2d_forward(x, w, stride=s.stride, padding=s.padding)
+            forward(x, w, stride=s.stride, padding=s.padding)
         seconds = (time.perf_counter() - start) / calls
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
         return faults / calls, seconds
@@ -179,25 +225,29 @@ def _faults_here(calls, free_bytes):
     return {"fresh": fresh, "after": per_call()}
 
 
-def fresh_process_faults(calls=20, free_bytes=4 << 20):
-    """Benchmark layer c's forward pass in a new Python process: page faults and
-    seconds a call, ``{"fresh": (faults, s), "after": (faults, s)}``, before and after
-    that process frees one array of ``free_bytes``.
+def fresh_process_faults(
+    calls=20, free_bytes=4 << 20, *, pin=False, layer="c", torch=False
+):
+    """Benchmark layer ``layer``'s forward pass in a new Python process: page faults
+    and seconds a call, ``{"fresh": (faults, s), "after": (faults, s)}``, before and
+    after that process frees one array of ``free_bytes``.
 
     glibc's allocator maps a block of 128 KB or more afresh from the operating system
     until a larger block has been freed (its threshold then rises to that size, up to
     32 MB: ``man mallopt``, ``M_MMAP_THRESHOLD``), so a new process faults in its
-    large buffers at every call. ``None`` where the C library is not glibc.
+    large buffers at every call. ``pin=True``: the process calls :func:`pin_malloc`
+    first; ``torch=True``: PyTorch's forward pass instead of convbook's. ``None`` where
+    the C library is not glibc.
     """
     import json
-    import platform
     import subprocess
 
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
+    if not _glibc():
         return None
+    args = (int(calls), int(free_bytes), bool(pin), str(layer), bool(torch))
     code = (
         "import json; from convbook.benchenv import _faults_here; "
-        f"print(json.dumps(_faults_here({int(calls)}, {int(free_bytes)})))"
+        f"print(json.dumps(_faults_here(*{args!r})))"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -67,6 +67,15 @@ def format_table(result):
         f"OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE: {env}; load average at the start "
         f"{m.get('loadavg_start')}, at the end {m.get('loadavg_end')}"
     )
+    malloc = m.get("malloc")
+    if malloc == "default":
+        lines.append("malloc: as the C library set it (page faults vary with history)")
+    elif malloc:
+        mmap, trim = malloc["mmap_threshold"] >> 20, malloc["trim_threshold"] >> 20
+        lines.append(
+            f"malloc: pinned, blocks up to {mmap} MB from the heap, up to {trim} MB "
+            "freed memory kept"
+        )
     for w in result["warnings"]:
         lines.append("WARNING: " + w)
     lines.append(
