@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_info
 
 import convbook as cb
 from convbook import engine
+from convbook.methods import strided, wide
 
 BATCHED = ["strided", "wide"]
 CASES = [
@@ -69,16 +70,25 @@ def test_groups_grow_to_group_numbers_and_even_out_over_threads():
     # benchmark layer c: 64 samples, 32 -> 64 channels, 8 x 8 outputs, stride 2
     x_shape, w_shape = (64, 32, 16, 16), (64, 32, 3, 3)
     x, w = np.zeros(x_shape, np.float32), np.zeros(w_shape, np.float32)
-    numbers = (32 * 9 + 64) * 64  # a sample's columns and outputs: 22,528
+    # the strided forward pass writes its products into the batch's output, so a
+    # sample's numbers are its columns alone; the weight gradient holds its outputs too
+    numbers = 32 * 9 * 64  # 18,432
     with cb.options(threads=1):
         cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
-        assert engine.last_plan().per_group == 28  # 640,000 // 22,528
+        assert engine.last_plan().per_group == 34  # 640,000 // 18,432
+        cb.conv2d_grad_weight(np.zeros((64, 64, 8, 8)), x, w_shape, stride=2, padding=1)
+        assert engine.last_plan().per_group == 28  # 640,000 // ((288 + 64) * 64)
         with cb.options(group_numbers=0):  # 512 columns of 64: 8 samples
             cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
             assert engine.last_plan().per_group == 8
         with cb.options(group_numbers=10 * numbers):
             cb.conv2d_forward(x, w, stride=2, padding=1, method="strided")
             assert engine.last_plan().per_group == 10
+        # wide rows hold their forward products to crop them: columns and outputs,
+        # on rows of 9 numbers (72 columns a sample)
+        cb.conv2d_forward(x, w, stride=2, padding=1, method="wide")
+        assert engine.last_plan().per_group == 640_000 // ((32 * 9 + 64) * 72)
+    assert strided.PRODUCTS_INTO_OUT and not wide.PRODUCTS_INTO_OUT
     # with two threads, at most a quarter of the batch a group: half the batch's
     # columns at once
     with cb.options(threads=2):

@@ -23,8 +23,8 @@ the benchmark says so. Unset them for the run only::
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convbook.bench
 
 The command line also pins glibc's allocator for its process
-(:func:`convbook.benchenv.pin_malloc`), so that no method, and not PyTorch, pays page
-faults that depend on what ran before it; ``--malloc default`` leaves it as it is.
+(:func:`convbook.benchenv.pin_malloc`), so that neither PyTorch nor any method pays
+page faults that depend on what ran before it; ``--malloc default`` leaves it alone.
 
 Notes
 -----

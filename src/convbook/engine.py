@@ -87,7 +87,13 @@ class Options:
         0.90-0.91 of the time forward, 0.92-0.95 for a training step; one group of 32 a
         thread took 0.86 and 0.93, but held the whole batch's columns (peak memory 4.0
         times the input forward, against 2.3 for the column matrix and 0.5 for the
-        output). ``0``: ``gemm_columns`` alone decides.
+        output). A forward pass that writes each product straight into the batch's
+        output (the strided method's, ``PRODUCTS_INTO_OUT``) holds only its columns, so
+        there they alone count: on the same machine that took layer b from 2 to 4
+        samples a group, 0.86-0.88 of the forward time and 0.97 of a training step
+        (paired rounds, 2 threads; 0.89-0.90 forward in two earlier sets), while a 3 ->
+        64 first layer (2 to 4 samples) and 8 -> 16 channels on 32 x 32 (7 to 8) moved
+        within their spread (0.97-1.01). ``0``: ``gemm_columns`` alone decides.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
     blas_avx512 : bool or None
@@ -664,8 +670,13 @@ class Batched:
             columns = 2 * opts.gemm_columns
         else:
             columns = opts.gemm_columns
-        # a sample's numbers: its columns (C*KH*KW rows) and its outputs (F rows)
-        numbers = (x_shape[1] * w_shape[2] * w_shape[3] + w_shape[0]) * per_sample
+        # a sample's numbers: its columns (C*KH*KW rows) and its outputs (F rows); a
+        # forward pass that writes its products into the batch's output holds only
+        # its columns
+        outputs = w_shape[0]
+        if pass_ == "forward" and getattr(self.module, "PRODUCTS_INTO_OUT", False):
+            outputs = 0
+        numbers = (x_shape[1] * w_shape[2] * w_shape[3] + outputs) * per_sample
         return samples_per_product(n, per_sample, columns, macs, opts, numbers)
 
     @staticmethod

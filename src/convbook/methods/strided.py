@@ -27,6 +27,7 @@ from ..kernels import dilate, rot180, swap_in_out
 from ..shapes import ConvParams
 
 __all__ = [
+    "PRODUCTS_INTO_OUT",
     "forward",
     "grad_weight",
     "grad_input",
@@ -40,6 +41,11 @@ __all__ = [
     "output_matrix",
     "columns_per_sample",
 ]
+
+
+#: The forward pass writes each product into ``out``: a group of samples holds only
+#: its columns (the engine sizes groups by that, :class:`convbook.engine.Options`).
+PRODUCTS_INTO_OUT = True
 
 
 def kernel_matrix(w, groups, b=None):

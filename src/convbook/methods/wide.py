@@ -25,6 +25,7 @@ import numpy as np
 from . import strided
 
 __all__ = [
+    "PRODUCTS_INTO_OUT",
     "Geometry",
     "geometry",
     "phases",
@@ -36,6 +37,11 @@ __all__ = [
     "grad_input",
     "columns_per_sample",
 ]
+
+
+#: The forward pass holds its products to crop them: a group holds its columns and its
+#: outputs (the engine sizes groups by both, :class:`convbook.engine.Options`).
+PRODUCTS_INTO_OUT = False
 
 
 class Geometry(NamedTuple):
