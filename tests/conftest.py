@@ -53,6 +53,15 @@ CASES = {
     "depthwise-multiplier": ((1, 2, 5, 6), 4, (2, 3), dict(groups=2, dilation=2)),
     "pad-larger-than-kernel": ((1, 1, 3, 3), 2, (2, 2), dict(padding=3, stride=2)),
     "kernel-equals-input": ((2, 2, 3, 4), 2, (3, 4), dict()),
+    # many channels, few output columns, a stride: the strided method copies its
+    # columns channels last (strided.use_columns_last)
+    "channels-last": ((2, 6, 7, 8), 4, (3, 3), dict(stride=2, padding=1)),
+    "channels-last-groups": (
+        (2, 10, 7, 9),
+        4,
+        (3, 2),
+        dict(stride=(2, 3), padding=1, dilation=(1, 2), groups=2),
+    ),
     "everything": (
         (2, 4, 9, 10),
         4,

@@ -246,3 +246,39 @@ def test_strided_kernel_matrix_is_a_view_and_takes_the_bias_as_a_column():
     assert with_b.shape == (2, 3, 19)
     np.testing.assert_array_equal(with_b[:, :, :-1], kmat)
     np.testing.assert_array_equal(with_b[:, :, -1], b.reshape(2, 3))
+
+
+def test_strided_columns_last_are_the_sample_columns_channels_last():
+    x = random_like((3, 10, 7, 9), seed=5)
+    p = cb.conv_params((3, 2), stride=(2, 3), padding=1, dilation=(1, 2), groups=2)
+    by_rows = cb.methods.strided.sample_columns(x, (3, 2), p, ones=True)
+    last = cb.methods.strided.columns_last(x, (3, 2), p, ones=True)
+    n, g, rows, run = by_rows.shape
+    assert last.shape == (n, run, g, rows)  # a row per window, taps (p, q, c)
+    taps = by_rows[:, :, :-1].reshape(n, g, 5, 3, 2, run)  # (c, p, q) in a group
+    want = taps.transpose(0, 5, 1, 3, 4, 2).reshape(n, run, g, rows - 1)
+    np.testing.assert_array_equal(last[..., :-1], want)
+    np.testing.assert_array_equal(last[..., -1], 1)
+    w, b = random_like((4, 5, 3, 2), seed=6), random_like((4,), seed=7)
+    kmat = cb.methods.strided.kernel_matrix(w, 2, b, channels_last=True)
+    np.testing.assert_array_equal(
+        kmat[..., :-1], w.transpose(0, 2, 3, 1).reshape(2, 2, -1)
+    )
+    np.testing.assert_array_equal(kmat[..., -1], b.reshape(2, 2))
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, kwargs, want",
+    [
+        ((64, 32, 16, 16), (64, 32, 3, 3), dict(stride=2, padding=1), True),  # layer c
+        ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), False),  # stride 1
+        ((32, 64, 16, 16), (128, 64, 1, 1), dict(stride=2), False),  # 1 x 1
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1), False),  # OW 28
+        ((16, 128, 14, 14), (256, 128, 3, 3), dict(stride=2, padding=1), False),  # taps
+        ((4, 16, 16, 16), (32, 4, 3, 3), dict(stride=2, padding=1, groups=4), False),
+        ((4, 64, 16, 16), (32, 16, 3, 3), dict(stride=2, padding=1, groups=4), True),
+    ],
+)
+def test_use_columns_last_rule(x_shape, w_shape, kwargs, want):
+    p = cb.conv_params(w_shape[2:], **kwargs)
+    assert cb.methods.strided.use_columns_last(x_shape, w_shape, p) is want
