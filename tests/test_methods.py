@@ -273,12 +273,17 @@ def test_strided_columns_last_are_the_sample_columns_channels_last():
         ((64, 32, 16, 16), (64, 32, 3, 3), dict(stride=2, padding=1), True),  # layer c
         ((32, 64, 32, 32), (64, 64, 3, 3), dict(padding=1), False),  # stride 1
         ((32, 64, 16, 16), (128, 64, 1, 1), dict(stride=2), False),  # 1 x 1
-        ((8, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1), False),  # OW 28
-        ((16, 128, 14, 14), (256, 128, 3, 3), dict(stride=2, padding=1), False),  # taps
+        ((8, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1), True),  # OW 28
+        ((32, 64, 32, 32), (64, 64, 3, 3), dict(stride=2, padding=1), False),  # 4 KB
+        ((16, 32, 64, 64), (64, 32, 3, 3), dict(stride=2, padding=1), False),  # Cg=OW
         ((4, 16, 16, 16), (32, 4, 3, 3), dict(stride=2, padding=1, groups=4), False),
         ((4, 64, 16, 16), (32, 16, 3, 3), dict(stride=2, padding=1, groups=4), True),
     ],
 )
 def test_use_columns_last_rule(x_shape, w_shape, kwargs, want):
     p = cb.conv_params(w_shape[2:], **kwargs)
-    assert cb.methods.strided.use_columns_last(x_shape, w_shape, p) is want
+    assert cb.methods.strided.use_columns_last(x_shape, w_shape, p, 4) is want
+    if x_shape[2] == 16:  # float64 planes of 16 x 16: 2 KB, the same answer
+        assert cb.methods.strided.use_columns_last(x_shape, w_shape, p, 8) is want
+    if x_shape[2] == 32:  # 8 KB
+        assert not cb.methods.strided.use_columns_last(x_shape, w_shape, p, 8)

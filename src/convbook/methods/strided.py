@@ -95,41 +95,54 @@ def sample_columns(x, kernel_hw, params, *, ones=False):
 
 
 def columns_last(x, kernel_hw, params, *, ones=False):
-    """``X_n'`` of each sample, channels last: ``(N, OH*OW, G, KH*KW*Cg)``, one copy.
+    """``X_n'`` of each sample, channels last: ``(N, OH*OW, G, KH*KW*Cg)``.
 
-    A row per window and the taps in the order ``(p, q, c)``: the copy runs along the
-    channels, ``Cg`` numbers at a time, where :func:`sample_columns` runs along a row
-    of windows, ``OW`` numbers ``S`` apart. ``ones=True`` adds the bias's column.
+    A row per window and the taps in the order ``(p, q, c)``. The input is padded into
+    a channels-last canvas, ``(N, Hp, Wp, C)``, and its windows copied from there: a
+    tap's channels lie side by side, and without groups and dilation a window row's
+    ``KW*C`` numbers too, so the copy runs ``KW*C`` numbers at a time, where
+    :func:`sample_columns` runs along a row of windows, ``OW`` numbers ``S`` apart.
+    ``ones=True`` adds the bias's column.
     """
-    n, c, g = x.shape[0], x.shape[1], params.groups
-    view = windows(x, kernel_hw, params)  # (N, C, OH, OW, KH, KW), no copy
-    (oh, ow), (kh, kw) = view.shape[2:4], view.shape[4:]
+    n, c, h, w = x.shape
+    g, (kh, kw) = params.groups, kernel_hw
+    oh, ow, _, _ = params.output_shape((h, w), kernel_hw)
+    (sh, sw), (dh, dw) = params.stride, params.dilation
+    pt, pb, pl, pr = params.padding
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=x.dtype)
+    xp[:, pt : pt + h, pl : pl + w] = x.transpose(0, 2, 3, 1)  # the canvas
+    s = xp.strides
+    shape = (n, oh, ow, kh, kw, g, c // g)
+    strides = (s[0], sh * s[1], sw * s[2], dh * s[1], dw * s[2], c // g * s[3], s[3])
+    view = np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
     rows = c // g * kh * kw
     cols = np.empty((n, oh * ow, g, rows + int(ones)), dtype=x.dtype)
     taps = cols[..., :rows].reshape(n, oh, ow, g, kh, kw, c // g)  # a view
-    by_group = view.reshape(n, g, c // g, oh, ow, kh, kw)
-    taps[...] = by_group.transpose(0, 3, 4, 1, 5, 6, 2)  # the one copy
+    taps[...] = view.transpose(0, 1, 2, 5, 3, 4, 6)  # the one copy
     if ones:
         cols[..., rows] = 1
     return cols
 
 
-def use_columns_last(x_shape, w_shape, params):
+def use_columns_last(x_shape, w_shape, params, itemsize):
     """Whether :func:`forward` and :func:`grad_weight` copy the columns channels last.
 
     A measured rule: at a stride above 1, with a kernel wider than 1 x 1, more channels
-    a group than output columns (``Cg > OW``) and at most 512 taps (``Cg*KH*KW``).
+    a group than output columns (``Cg > OW``), and channel planes (``H*W*itemsize``
+    bytes) that are not a multiple of 4 KB apart: the canvas's copy reads one number
+    from each plane in turn, and loads 4 KB apart stall on x86 CPUs (4K aliasing).
     Paired rounds on the 2-core Zen 3, channels last / by rows, forward and weight
-    gradient: benchmark layer c (32 -> 64, 16 x 16, stride 2; OW = 8) 0.91 and 0.90;
-    32 -> 64 on 32 samples 0.94 and 0.91; 16 -> 32 on 16 x 16 0.98 and 0.90. Outside
-    the rule it lost: 128 -> 256 on 14 x 14 (1152 taps) 1.02 forward, 64 channels on
-    56 x 56 (OW = 28, 576 taps) 1.04 and 1.02, a 1 x 1 stride-2 layer 1.11 forward, the
-    stride-1 layers a and d 1.14 and 1.17 forward.
+    gradient: benchmark layer c (32 -> 64, 16 x 16, stride 2) 0.81 and 0.80 (its
+    training step by ``auto`` 0.87); 64 channels on 8 x 8 0.71 and 0.61; 16 -> 32 on
+    16 x 16 0.84 and 0.76; 128 -> 256 on 14 x 14 0.90 and 0.94; 64 -> 128 on 24 x 24
+    0.93 and 0.95; 64 channels on 56 x 56 0.94 and 0.94. Outside it: 64 -> 128 on 32 x
+    32 (4 KB planes) 1.19 and 1.27; 32 -> 64 on 64 x 64 (``Cg = OW``) 1.41 and 1.29; a
+    1 x 1 stride-2 layer 1.75; at stride 1, layers a and b 1.12 and 1.36 forward.
     """
     (kh, kw), cg = w_shape[2:], x_shape[1] // params.groups
     ow = params.output_shape(x_shape[2:], (kh, kw))[1]
-    taps = cg * kh * kw
-    return params.stride != (1, 1) and kh * kw > 1 and cg > ow and taps <= 512
+    plane = x_shape[2] * x_shape[3] * itemsize
+    return params.stride != (1, 1) and kh * kw > 1 and cg > ow and plane % 4096 != 0
 
 
 def output_matrix(dout, groups):
@@ -157,7 +170,7 @@ def forward(x, w, b, params, *, out=None):
     """
     n, f, g = x.shape[0], w.shape[0], params.groups
     oh, ow, _, _ = params.output_shape(x.shape[2:], w.shape[2:])
-    last = use_columns_last(x.shape, w.shape, params)
+    last = use_columns_last(x.shape, w.shape, params, x.itemsize)
     if last:  # (N, OH*OW, G, rows) as (N, G, rows, OH*OW): a transposed view
         cols = columns_last(x, w.shape[2:], params, ones=b is not None)
         cols = cols.transpose(0, 2, 3, 1)
@@ -182,7 +195,7 @@ def grad_weight(dout, x, w_shape, params):
     channels last (:func:`use_columns_last`), ``dY' . X'`` reads them as they lie.
     """
     dy = output_matrix(dout, params.groups)  # (G, F/G, N*OH*OW)
-    if use_columns_last(x.shape, w_shape, params):
+    if use_columns_last(x.shape, w_shape, params, x.itemsize):
         f, cg, kh, kw = w_shape
         cols = columns_last(x, (kh, kw), params)  # (N, OH*OW, G, KH*KW*Cg)
         cols = cols.reshape(-1, params.groups, kh * kw * cg).transpose(1, 0, 2)
