@@ -413,6 +413,32 @@ def _chunks_threads_and_wide_padding(padding, threads):
     assert _rel(tiles, rdx) < RTOL64[4]
 
 
+@pytest.mark.parametrize("padding", [(1, 1, 1, 1), (2, 0, 0, 3), (0, 0, 0, 0)])
+def test_the_reused_canvas_pads_every_chunk_afresh(padding):
+    """Chunks of 3, 1 and 2 samples on one canvas (the smaller ones on its first
+    samples): each is the input padded with zeros, cropped to the tiles' size, as a new
+    canvas would hold it; the canvas is reused, the input untouched."""
+    from convbook.methods.winograd import _padder
+    from convbook.shapes import ConvParams
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, 2, 5, 7))
+    x0 = x.copy()
+    pt, pb, pl, pr = padding
+    hneed, wneed = 5 + pt + pb - 1, 7 + pl + pr + 1  # one row cut, one column added
+    pad = _padder(x, ConvParams(padding=padding), hneed, wneed)
+    full = np.zeros((6, 2, hneed + 1, wneed))
+    full[:, :, pt : pt + 5, pl : pl + 7] = x
+    canvases = []
+    for lo, hi in [(0, 3), (3, 4), (4, 6)]:
+        got = pad(lo, hi)
+        np.testing.assert_array_equal(got, full[lo:hi, :, :hneed])
+        canvases.append(got)
+    assert np.shares_memory(canvases[0], canvases[1])  # one canvas, reused
+    assert np.shares_memory(canvases[0], canvases[2])
+    np.testing.assert_array_equal(x, x0)
+
+
 @pytest.mark.parametrize(
     "kernel, padding, dilation",
     [
