@@ -267,6 +267,24 @@ def test_strided_columns_last_are_the_sample_columns_channels_last():
     np.testing.assert_array_equal(kmat[..., -1], b.reshape(2, 2))
 
 
+def test_add_windows_last_is_the_adjoint_of_columns_last():
+    """<columns_last(x), d> = <x, add_windows_last(d)> for every x and d: the input
+    gradient's channels-last col2im is the transpose of the forward pass's copy."""
+    x = random_like((3, 10, 7, 9), seed=8)
+    p = cb.conv_params((3, 2), stride=(2, 3), padding=(2, 1), dilation=(1, 2), groups=2)
+    cols = cb.methods.strided.columns_last(x, (3, 2), p)
+    d = random_like(cols.shape, seed=9)
+    x0, d0 = x.copy(), d.copy()
+    back = cb.methods.strided.add_windows_last(d, x.shape, (3, 2), p)
+    assert back.shape == x.shape and back.flags.c_contiguous
+    np.testing.assert_allclose(np.vdot(cols, d), np.vdot(x, back), rtol=1e-12)
+    out = np.full(x.shape, np.nan)
+    assert cb.methods.strided.add_windows_last(d, x.shape, (3, 2), p, out=out) is out
+    np.testing.assert_array_equal(out, back)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(d, d0)
+
+
 @pytest.mark.parametrize(
     "x_shape, w_shape, kwargs, want",
     [

@@ -8,9 +8,9 @@ window, so that matrix products are the whole convolution:
   NCHW as it comes out of the product;
 * weight gradient: ``dK' = X'^T . dY'``, one product over the windows of all samples;
 * input gradient, two routes: col2im, ``dX_n'^T = K' . dY_n`` for each sample, added
-  back onto the pixels the windows read; or rot180, the full convolution of ``dout``
-  (zeros inserted for the stride) with the kernels turned 180 degrees and their
-  channels swapped.
+  back onto the pixels the windows read (channels last where the columns are); or
+  rot180, the full convolution of ``dout`` (zeros inserted for the stride) with the
+  kernels turned 180 degrees and their channels swapped.
 
 Every setting of PyTorch's ``conv2d`` works: stride, padding (incl. ``"same"``, uneven),
 dilation, groups. The functions take validated arrays of one dtype and a
@@ -38,6 +38,7 @@ __all__ = [
     "column_matrix",
     "sample_columns",
     "columns_last",
+    "add_windows_last",
     "use_columns_last",
     "kernel_matrix",
     "output_matrix",
@@ -124,8 +125,39 @@ def columns_last(x, kernel_hw, params, *, ones=False):
     return cols
 
 
+def add_windows_last(dcols, x_shape, kernel_hw, params, *, out=None):
+    """The adjoint of :func:`columns_last`: window gradients added back onto the pixels.
+
+    ``dcols`` is laid out as :func:`columns_last`'s columns, ``(N, OH*OW, G,
+    KH*KW*Cg)``. They are added into a channels-last canvas, ``(N, Hp, Wp, C)``, one
+    strided slice-add per kernel offset ``(p, q)`` as in
+    :func:`~convbook.columns.add_windows` (``+=``: the windows overlap), each running
+    ``Cg`` numbers at a time instead of ``OW`` numbers ``S`` apart; the canvas, less its
+    padding, is then copied into NCHW (into ``out`` if given).
+    """
+    n, c, h, w = x_shape
+    g, (kh, kw) = params.groups, kernel_hw
+    oh, ow, _, _ = params.output_shape((h, w), kernel_hw)
+    (sh, sw), (dh, dw) = params.stride, params.dilation
+    pt, pb, pl, pr = params.padding
+    taps = dcols.reshape(n, oh, ow, g, kh, kw, c // g)
+    dxp = np.zeros((n, h + pt + pb, w + pl + pr, g, c // g), dtype=dcols.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            r, s = dh * p, dw * q  # where offset (p, q) of the first window lies
+            rows = slice(r, r + sh * (oh - 1) + 1, sh)
+            cols = slice(s, s + sw * (ow - 1) + 1, sw)
+            dxp[:, rows, cols] += taps[:, :, :, :, p, q]
+    dx = dxp[:, pt : pt + h, pl : pl + w].reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    if out is None:
+        return np.ascontiguousarray(dx)
+    out[...] = dx
+    return out
+
+
 def use_columns_last(x_shape, w_shape, params, itemsize):
-    """Whether :func:`forward` and :func:`grad_weight` copy the columns channels last.
+    """Whether :func:`forward`, :func:`grad_weight` and :func:`grad_input_col2im` lay
+    the columns out channels last.
 
     A measured rule: at a stride above 1, with a kernel wider than 1 x 1, more channels
     a group than output columns (``Cg > OW``), and channel planes (``H*W*itemsize``
@@ -139,6 +171,11 @@ def use_columns_last(x_shape, w_shape, params, itemsize):
     0.93 and 0.95; 64 channels on 56 x 56 0.94 and 0.94. Outside it: 64 -> 128 on 32 x
     32 (4 KB planes) 1.19 and 1.27; 32 -> 64 on 64 x 64 (``Cg = OW``) 1.41 and 1.29; a
     1 x 1 stride-2 layer 1.75; at stride 1, layers a and b 1.12 and 1.36 forward.
+    The col2im input gradient, whose slice-adds run along the same inner loop, follows
+    the same rule (paired rounds, 2 threads, a busy host, channels last / by rows): 0.58
+    on 8 x 8 maps (16 -> 32, the digits network's stride-2 layer; 64 -> 64), 0.83 on 16
+    -> 32 on 16 x 16, 0.90 on layer c, 0.83-0.98 on 14 x 14 to 28 x 28 maps, 1.01 on 64
+    channels on 56 x 56.
     """
     (kh, kw), cg = w_shape[2:], x_shape[1] // params.groups
     ow = params.output_shape(x_shape[2:], (kh, kw))[1]
@@ -217,12 +254,22 @@ def grad_input(dout, w, x_shape, params, *, route="col2im", out=None):
 
 
 def grad_input_col2im(dout, w, x_shape, params, *, out=None):
-    """``dX_n'^T = K' . dY_n`` per sample, each column added back onto its pixels."""
+    """``dX_n'^T = K' . dY_n`` per sample, each column added back onto its pixels.
+
+    Channels last where :func:`use_columns_last` says so: ``dX_n' = dY_n^T . K'^T``,
+    a row per window with the taps ``(p, q, c)``, added back by
+    :func:`add_windows_last`.
+    """
     n, c = x_shape[:2]
     f, oh, ow = dout.shape[1:]
     g = params.groups
-    kmat = kernel_matrix(w, g)  # (G, F/G, Cg*KH*KW)
     dy = dout.reshape(n, g, f // g, oh * ow)  # each sample's dY_n: a view of dout
+    if use_columns_last(x_shape, w.shape, params, dout.itemsize):
+        kmat = kernel_matrix(w, g, channels_last=True)  # (G, F/G, KH*KW*Cg)
+        dcols = dy.transpose(0, 1, 3, 2) @ kmat  # (N, G, OH*OW, KH*KW*Cg)
+        dcols = dcols.transpose(0, 2, 1, 3)  # as columns_last lays them out
+        return add_windows_last(dcols, x_shape, w.shape[2:], params, out=out)
+    kmat = kernel_matrix(w, g)  # (G, F/G, Cg*KH*KW)
     dcols = kmat.transpose(0, 2, 1) @ dy  # (N, G, Cg*KH*KW, OH*OW)
     dcols = dcols.reshape(n, c, *w.shape[2:], oh, ow)  # (N, C, KH, KW, OH, OW)
     return add_windows(dcols, x_shape, params, out=out)
