@@ -175,7 +175,10 @@ def use_columns_last(x_shape, w_shape, params, itemsize):
     the same rule (paired rounds, 2 threads, a busy host, channels last / by rows): 0.58
     on 8 x 8 maps (16 -> 32, the digits network's stride-2 layer; 64 -> 64), 0.83 on 16
     -> 32 on 16 x 16, 0.90 on layer c, 0.83-0.98 on 14 x 14 to 28 x 28 maps, 1.01 on 64
-    channels on 56 x 56.
+    channels on 56 x 56. Outside it (a first version of the same code): 32 -> 64 on 64
+    x 64 1.18, 1 x 1 stride 2 1.13, 3 -> 32 on 64 x 64 2.5; but 64 -> 128 on 32 x 32,
+    which the 4 KB clause keeps out, took 0.87 (fastest rounds 0.97): the clause was
+    measured on the forward pass's copy and may bind the add-back less.
     """
     (kh, kw), cg = w_shape[2:], x_shape[1] // params.groups
     ow = params.output_shape(x_shape[2:], (kh, kw))[1]
