@@ -62,6 +62,13 @@ CASES = {
         (3, 2),
         dict(stride=(2, 3), padding=1, dilation=(1, 2), groups=2),
     ),
+    # stride 1 and OW = W: the strided method copies shifted rows (rows_shift)
+    "shifted-rows": (
+        (2, 4, 7, 6),
+        4,
+        (2, 3),
+        dict(padding=(1, 2), dilation=(1, 2), groups=2),
+    ),
     "everything": (
         (2, 4, 9, 10),
         4,

@@ -157,10 +157,13 @@ def test_wide_rows_rule():
     with cb.options(blas_avx512=False):  # AVX2 kernels: the input gradient only
         assert not engine.use_wide_rows(fw, *layer)
         assert not engine.use_wide_rows("grad_weight", *layer)
-        assert engine.use_wide_rows("grad_input", *layer)
+        p0 = cb.conv_params(3, padding=(1, 0))  # OW = W - 2: rows do not shift
+        assert engine.use_wide_rows("grad_input", (1, 64, 32, 32), (64, 64, 3, 3), p0)
     with cb.options(blas_avx512=None):  # the default: as the BLAS says
         assert engine.use_wide_rows(fw, *layer) == engine.blas_avx512()
-    assert engine.use_wide_rows("grad_input", (1, 128, 28, 28), (128, 128, 3, 3), p1)
+    # stride 1 and OW = W: the strided method's shifted rows for the input gradient
+    assert not engine.use_wide_rows("grad_input", *layer)
+    assert engine.use_wide_rows("grad_input", (1, 8, 28, 28), (8, 8, 5, 5), p1)  # 26
     p2 = cb.conv_params(3, stride=2)
     # at stride 2: plain strided columns for the forward pass and the weight gradient,
     # wide rows for the col2im input gradient
@@ -340,8 +343,9 @@ def test_a_route_asked_for_is_honoured_by_auto():
     dout = rng.standard_normal((2, 16, 6, 6))
     p = cb.conv_params(3, padding=1)
     assert engine.choose("grad_input", x.shape, w.shape, p)[0] == "winograd"
+    # (stride 1, OW = W: the strided method's shifted rows)
     assert engine.choose("grad_input", x.shape, w.shape, p, route="col2im") == (
-        "wide",
+        "strided",
         "col2im",
     )
     want = cb.conv2d_grad_input(dout, w, x.shape, padding=1, method="reference")

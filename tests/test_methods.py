@@ -225,6 +225,70 @@ def test_strided_sample_columns_are_each_samples_block_of_the_column_matrix():
     np.testing.assert_array_equal(cols[:, :, -1], 1)
 
 
+@pytest.mark.parametrize(
+    "x_shape, kernel_hw, kwargs",
+    [
+        ((2, 3, 6, 5), (3, 3), dict(padding=1)),
+        ((2, 4, 7, 6), (2, 3), dict(padding=(1, 2), dilation=(1, 2), groups=2)),
+        ((1, 2, 5, 6), (2, 4), dict(padding="same")),  # PL 1, PR 2
+        ((1, 2, 3, 2), (3, 3), dict(padding="same", dilation=3)),  # shifts past W
+        ((2, 3, 4, 5), (1, 1), dict()),  # nothing to pad
+        ((1, 2, 6, 4), (3, 1), dict(padding=(2, 0))),
+    ],
+)
+def test_shifted_columns_are_the_copied_windows(x_shape, kernel_hw, kwargs):
+    """Each row of the column matrix as the flattened input shifted, with the numbers
+    that wrapped around a row's end cleared: the same matrix as the window view's copy,
+    in both layouts."""
+    x = random_like(x_shape, seed=3)
+    x0 = x.copy()
+    p = cb.conv_params(kernel_hw, **kwargs)
+    s = cb.methods.strided
+    assert s.rows_shift(x_shape, kernel_hw, p)
+    np.testing.assert_array_equal(
+        s.shifted_columns(x, kernel_hw, p, ones=True),
+        s.sample_columns(x, kernel_hw, p, ones=True),
+    )
+    np.testing.assert_array_equal(
+        s.shifted_columns(x, kernel_hw, p, by_sample=False),
+        s.column_matrix(x, kernel_hw, p),
+    )
+    np.testing.assert_array_equal(x, x0)
+
+
+def test_add_shifted_is_the_adjoint_of_shifted_columns():
+    """<shifted_columns(x), d> = <x, add_shifted(d)>: the input gradient's block adds
+    are the transpose of the copy, wrapped numbers included."""
+    x = random_like((3, 4, 7, 6), seed=5)
+    p = cb.conv_params((2, 3), padding=(1, 2), dilation=(1, 2), groups=2)
+    s = cb.methods.strided
+    cols = s.shifted_columns(x, (2, 3), p)
+    d = random_like(cols.shape, seed=6)
+    back = s.add_shifted(d.copy(), x.shape, (2, 3), p)
+    assert back.shape == x.shape and back.flags.c_contiguous
+    np.testing.assert_allclose(np.vdot(cols, d), np.vdot(x, back), rtol=1e-12)
+    out = np.full(x.shape, np.nan)
+    assert s.add_shifted(d.copy(), x.shape, (2, 3), p, out=out) is out
+    np.testing.assert_array_equal(out, back)
+
+
+@pytest.mark.parametrize(
+    "kernel_hw, kwargs, want",
+    [
+        ((3, 3), dict(padding=1), True),
+        ((3, 3), dict(padding=(0, 1)), True),  # only the columns count
+        ((3, 3), dict(padding=(1, 0)), False),
+        ((3, 3), dict(padding=1, stride=(1, 2)), False),
+        ((3, 3), dict(padding="same", dilation=2), True),
+        ((1, 1), dict(), True),
+        ((1, 1), dict(padding=1), False),
+    ],
+)
+def test_rows_shift_rule(kernel_hw, kwargs, want):
+    p = cb.conv_params(kernel_hw, **kwargs)
+    assert cb.methods.strided.rows_shift((2, 3, 8, 8), kernel_hw, p) is want
+
+
 def test_strided_forward_fills_an_out_that_is_not_one_block():
     x, w = random_like((2, 4, 7, 6)), random_like((6, 2, 3, 3), seed=2)
     b = random_like((6,), seed=3)

@@ -471,7 +471,12 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     both (wide rows were faster by 2% and 5% in the other two, on the Zen 5 machine,
     one of them on one thread). For the col2im input gradient wide rows also make the
     KH*KW slice-adds contiguous and paid everywhere but on one layer (within 5%; layer c
-    on Zen 3: 0.84 of the strided time), at any stride.
+    on Zen 3: 0.84 of the strided time), at any stride; except at stride 1 with ``OW =
+    W`` (:func:`~convbook.methods.strided.rows_shift`), where the strided method adds
+    shifted rows back, block adds with no junk columns: they took 0.79-0.91 of wide
+    rows' time on five 3 x 3 layers (benchmark layers a and b; 16 filters on 8 x 8, 16
+    -> 32 on 32 x 32, 32 filters on 56 x 56) and 0.60 and 0.78 on two 1 x 1 ones (64 ->
+    256 on 14 x 14, 64 -> 128 on 28 x 28; the 2-core Zen 3, paired rounds, 2 threads).
 
     The stride-1 rule for the forward pass and the weight gradient holds where the BLAS
     runs AVX-512 kernels (:func:`blas_avx512`): on benchmark layer b, wide rows' forward
@@ -481,7 +486,9 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     times as long forward and 1.07-1.38 for the weight gradient on five stride-1 layers
     (layer b; 8 -> 16 channels, 32 x 32; 3 -> 64, 64 x 64; 1 x 1, 64 -> 128, 28 x 28;
     a 7 x 7 3 -> 64 stem, 112 x 112), so on AVX2 kernels they take the input gradient
-    only.
+    only. These runs predate the strided method's shifted rows, which, like wide rows,
+    copy a row in one block but without junk columns; they have not been measured on an
+    AVX-512 machine, where the rule stands as measured.
     """
     opts = opts or current_options()
     if not opts.wide_rows:
@@ -495,7 +502,9 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
         # strided columns, 0.8 ms on wide rows)
         return False
     if pass_ == "grad_input":
-        return True
+        from .methods.strided import rows_shift
+
+        return not rows_shift(x_shape, w_shape[2:], p)
     if p.stride != (1, 1):
         return False
     if not (blas_avx512() if opts.blas_avx512 is None else opts.blas_avx512):

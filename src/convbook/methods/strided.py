@@ -2,7 +2,9 @@
 
 The column matrix is copied out of a strided view of the input's windows
 (:func:`~convbook.columns.windows`), one row per tap ``(c, p, q)`` and one column per
-window, so that matrix products are the whole convolution:
+window (at stride 1 with as many output columns as input columns, each row is one block
+copy of the input shifted, :func:`shifted_columns`), so that matrix products are the
+whole convolution:
 
 * forward: ``Y_n = K'^T . X_n'^T`` for each sample ``n``, ``(F, OH*OW)``: ``y[n]`` in
   NCHW as it comes out of the product;
@@ -37,6 +39,10 @@ __all__ = [
     "full_conv_border",
     "column_matrix",
     "sample_columns",
+    "shifted_columns",
+    "rows_shift",
+    "clear_wrapped",
+    "add_shifted",
     "columns_last",
     "add_windows_last",
     "use_columns_last",
@@ -93,6 +99,93 @@ def sample_columns(x, kernel_hw, params, *, ones=False):
     if ones:
         cols[:, :, rows] = 1
     return cols
+
+
+def rows_shift(x_shape, kernel_hw, params):
+    """Whether :func:`shifted_columns` applies: stride 1 and as many output columns as
+    input columns (``PL + PR = DW*(KW-1)``, as with ``padding="same"``)."""
+    pl, pr = params.padding[2:]
+    as_wide = pl + pr == params.dilation[1] * (kernel_hw[1] - 1)  # OW = W
+    return params.stride == (1, 1) and as_wide
+
+
+def shifted_columns(x, kernel_hw, params, *, ones=False, by_sample=True):
+    """The column matrix at stride 1 with ``OW = W``: each row one block copy.
+
+    Output pixel ``(i, j)`` lies at ``i*W + j`` in its flattened plane, and its tap
+    ``(c, p, q)`` at ``i*W + j + (p*DH - PT)*W + q*DW - PL`` in channel ``c``
+    flattened: row ``(c, p, q)`` is that channel shifted, read from a flat copy with
+    zeros before and after (the top and bottom padding). Where ``j + q*DW - PL`` falls
+    off the row the shift wraps around to the row above or below; those numbers, the
+    left and right padding, are set to zero. ``by_sample=True`` returns
+    :func:`sample_columns`'s layout (``ones`` adds the bias's row), ``False``
+    :func:`column_matrix`'s.
+    """
+    n, c, h, w = x.shape
+    g, (kh, kw), (dh, dw) = params.groups, kernel_hw, params.dilation
+    pt, pb, pl, pr = params.padding
+    oh, cg = h + pt + pb - dh * (kh - 1), c // g
+    front = pt * w + pl  # zeros before the first pixel
+    if any(params.padding):
+        flat = np.zeros((n, g, cg, front + h * w + pb * w + pr), dtype=x.dtype)
+        flat[..., front : front + h * w] = x.reshape(n, g, cg, h * w)
+    else:  # nothing to pad (a 1 x 1 kernel, say): the input itself
+        flat = np.ascontiguousarray(x).reshape(n, g, cg, h * w)
+    shape, s = (n, g, cg, kh, kw, oh, w), flat.strides
+    strides = s[:3] + (dh * w * s[3], dw * s[3], w * s[3], s[3])
+    view = np.lib.stride_tricks.as_strided(flat, shape, strides, writeable=False)
+    rows = cg * kh * kw
+    if by_sample:  # (N, G, rows [+ 1], OH*OW)
+        cols = np.empty((n, g, rows + int(ones), oh * w), dtype=x.dtype)
+        taps = cols[:, :, :rows].reshape(shape)  # a view
+        if ones:
+            cols[:, :, rows] = 1
+    else:  # (G, rows, N*OH*OW)
+        cols = np.empty((g, rows, n * oh * w), dtype=x.dtype)
+        taps = cols.reshape(g, cg, kh, kw, n, oh, w).transpose(4, 0, 1, 2, 3, 5, 6)
+    taps[...] = view  # the one copy
+    clear_wrapped(taps, params)
+    return cols
+
+
+def clear_wrapped(taps, params):
+    """Set to zero the numbers that a shifted row wrapped around a row's end.
+
+    ``taps`` is ``(..., KW, OH, W)``: kernel column ``q`` reads input column ``j + q*DW
+    - PL``, which lies off the row for ``PL - q*DW`` output columns on the left or
+    ``q*DW - PL`` on the right.
+    """
+    w, dw, pl = taps.shape[-1], params.dilation[1], params.padding[2]
+    for q in range(taps.shape[-3]):
+        shift = q * dw - pl
+        taps[..., q, :, : max(-shift, 0)] = 0
+        taps[..., q, :, w - min(max(shift, 0), w) :] = 0
+
+
+def add_shifted(dcols, x_shape, kernel_hw, params, *, out=None):
+    """The adjoint of :func:`shifted_columns`: each row added back, shifted.
+
+    ``dcols`` is laid out as :func:`sample_columns`'s columns, ``(N, G, Cg*KH*KW,
+    OH*OW)``, and is overwritten: its wrapped numbers (the padding's) are set to zero
+    first, so that the adds, one block add per tap ``(p, q)`` across row ends (``+=``:
+    the windows overlap), bring none of them into the row above or below.
+    """
+    n, c, h, w = x_shape
+    (kh, kw), (dh, dw) = kernel_hw, params.dilation
+    pt, pb, pl, pr = params.padding
+    oh, front = h + pt + pb - dh * (kh - 1), pt * w + pl
+    taps = dcols.reshape(n, c, kh, kw, oh, w)
+    clear_wrapped(taps, params)
+    flat = np.zeros((n, c, front + h * w + pb * w + pr), dtype=dcols.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            start = p * dh * w + q * dw
+            flat[:, :, start : start + oh * w] += taps[:, :, p, q].reshape(n, c, -1)
+    dx = flat[:, :, front : front + h * w].reshape(x_shape)
+    if out is None:
+        return np.ascontiguousarray(dx)
+    out[...] = dx
+    return out
 
 
 def columns_last(x, kernel_hw, params, *, ones=False):
@@ -197,8 +290,9 @@ def forward(x, w, b, params, *, out=None):
     """``Y_n = K'^T . X_n'^T`` for each sample ``n`` and group: ``y[n]`` in NCHW.
 
     The bias rides in the product: one more column of ``K'^T`` (:func:`kernel_matrix`)
-    meets a row of ones under the columns (:func:`sample_columns`; channels last,
-    :func:`columns_last`, where :func:`use_columns_last` says so).
+    meets a row of ones under the columns (:func:`sample_columns`; at stride 1 with
+    ``OW = W``, :func:`shifted_columns`; channels last, :func:`columns_last`, where
+    :func:`use_columns_last` says so).
 
     Examples
     --------
@@ -215,6 +309,8 @@ def forward(x, w, b, params, *, out=None):
     if last:  # (N, OH*OW, G, rows) as (N, G, rows, OH*OW): a transposed view
         cols = columns_last(x, w.shape[2:], params, ones=b is not None)
         cols = cols.transpose(0, 2, 3, 1)
+    elif rows_shift(x.shape, w.shape[2:], params):
+        cols = shifted_columns(x, w.shape[2:], params, ones=b is not None)
     else:
         cols = sample_columns(x, w.shape[2:], params, ones=b is not None)
     kmat = kernel_matrix(w, g, b, channels_last=last)  # (G, F/G, rows [+ 1])
@@ -233,7 +329,8 @@ def grad_weight(dout, x, w_shape, params):
 
     Computed as ``(X' . dY'^T)^T``: with the long column matrix on the left the product
     ran about 1.5x faster in OpenBLAS (measured for 400 x 32 results). With the columns
-    channels last (:func:`use_columns_last`), ``dY' . X'`` reads them as they lie.
+    channels last (:func:`use_columns_last`), ``dY' . X'`` reads them as they lie; at
+    stride 1 with ``OW = W`` they are copied as shifted rows (:func:`shifted_columns`).
     """
     dy = output_matrix(dout, params.groups)  # (G, F/G, N*OH*OW)
     if use_columns_last(x.shape, w_shape, params, x.itemsize):
@@ -242,7 +339,10 @@ def grad_weight(dout, x, w_shape, params):
         cols = cols.reshape(-1, params.groups, kh * kw * cg).transpose(1, 0, 2)
         dw = dy @ cols  # (G, F/G, KH*KW*Cg): dK'^T, taps (p, q, c)
         return np.ascontiguousarray(dw.reshape(f, kh, kw, cg).transpose(0, 3, 1, 2))
-    cols = column_matrix(x, w_shape[2:], params)  # (G, Cg*KH*KW, N*OH*OW)
+    if rows_shift(x.shape, w_shape[2:], params):
+        cols = shifted_columns(x, w_shape[2:], params, by_sample=False)
+    else:
+        cols = column_matrix(x, w_shape[2:], params)  # (G, Cg*KH*KW, N*OH*OW)
     dw = cols @ dy.transpose(0, 2, 1)  # (G, Cg*KH*KW, F/G)
     return dw.transpose(0, 2, 1).reshape(w_shape)  # (F, Cg, KH, KW)
 
@@ -261,7 +361,8 @@ def grad_input_col2im(dout, w, x_shape, params, *, out=None):
 
     Channels last where :func:`use_columns_last` says so: ``dX_n' = dY_n^T . K'^T``,
     a row per window with the taps ``(p, q, c)``, added back by
-    :func:`add_windows_last`.
+    :func:`add_windows_last`; at stride 1 with ``OW = W``, as shifted rows
+    (:func:`add_shifted`).
     """
     n, c = x_shape[:2]
     f, oh, ow = dout.shape[1:]
@@ -274,6 +375,8 @@ def grad_input_col2im(dout, w, x_shape, params, *, out=None):
         return add_windows_last(dcols, x_shape, w.shape[2:], params, out=out)
     kmat = kernel_matrix(w, g)  # (G, F/G, Cg*KH*KW)
     dcols = kmat.transpose(0, 2, 1) @ dy  # (N, G, Cg*KH*KW, OH*OW)
+    if rows_shift(x_shape, w.shape[2:], params):
+        return add_shifted(dcols, x_shape, w.shape[2:], params, out=out)
     dcols = dcols.reshape(n, c, *w.shape[2:], oh, ow)  # (N, C, KH, KW, OH, OW)
     return add_windows(dcols, x_shape, params, out=out)
 
