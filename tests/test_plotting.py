@@ -158,6 +158,30 @@ def test_im2col_shows_im2col_and_product():
     )
 
 
+@pytest.mark.parametrize(
+    "kernel_size,padding,dilation", [(3, 1, 1), ((3, 2), "same", (1, 2)), (1, 0, 1)]
+)
+def test_shifted_rows_are_the_column_matrix(kernel_size, padding, dilation):
+    """Each drawn row is the column matrix's (im2col's column for that tap), and sits
+    under the flattened input's numbers it copies, except the cleared ones (zeros)."""
+    x = P.example((3, 6), 2, 1, 9)  # no zero pixels: every drawn 0 is padding
+    hyper = dict(padding=padding, dilation=dilation)
+    fig = P.plot_shifted_rows(x, kernel_size, **hyper)
+    d = P.shifted_rows_data(x, kernel_size, **hyper)
+    cols = cb.im2col(x[None, None], kernel_size, **hyper)  # (OH*OW, KH*KW)
+    flat = as_grid(fig, "flat", (1, d.flat.size))[0]
+    np.testing.assert_array_equal(flat[d.front : d.front + x.size], x.ravel())
+    for k, start in enumerate(d.starts):
+        row = as_grid(fig, f"row{k}", (1, cols.shape[0]))[0]
+        np.testing.assert_array_equal(row, cols[:, k])
+        copied = flat[start : start + row.size]
+        np.testing.assert_array_equal(row[~d.cleared[k]], copied[~d.cleared[k]])
+        assert not row[d.cleared[k]].any()
+    assert d.cleared.any() == (kernel_size != 1)
+    with pytest.raises(ValueError, match="padding=0 .* 4 output columns for x's 6"):
+        P.plot_shifted_rows(x, 3, padding=0)
+
+
 @pytest.mark.parametrize("n,c,f", [(2, 2, 3), (1, 3, 1), (3, 1, 2)])
 def test_im2col_batch_is_one_product(n, c, f):
     fig = P.plot_im2col_batch(n, c, f, input_size=3, kernel_size=2)

@@ -1,5 +1,6 @@
 """Figures of the column matrix: im2col (one sample, and a batch with channels as one
-product) and its adjoint col2im, the route that adds ∇X's rows back into ∇X.
+product), its rows as the flattened input shifted (stride 1, ``OW = W``), and its
+adjoint col2im, the route that adds ∇X's rows back into ∇X.
 
 Each figure comes as up to four functions: ``<figure>_data(...)`` computes its numbers
 with convbook (once), ``draw_<figure>(data, ...)`` draws them, ``plot_<figure>(...)`` is
@@ -15,6 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import ConvParams, OutputShape, col2im, conv2d_forward, conv_params, im2col
+from ..methods.strided import clear_wrapped, rows_shift, shifted_columns
+from ..shapes import as_pair
 from .backward import grad_input_case
 from .canvas import (
     PALETTE,
@@ -40,6 +43,10 @@ __all__ = [
     "im2col_batch_data",
     "draw_im2col_batch",
     "plot_im2col_batch",
+    "ShiftedRowsData",
+    "shifted_rows_data",
+    "draw_shifted_rows",
+    "plot_shifted_rows",
     "Col2imData",
     "col2im_data",
     "draw_col2im",
@@ -307,6 +314,116 @@ def plot_im2col_batch(
         batch, in_channels, out_channels, input_size=input_size, kernel_size=kernel_size
     )
     return draw_im2col_batch(data, ax=ax)
+
+
+# --------------------------------------------------------------------------------------
+# 2b. Shifted rows: stride 1 with as many output columns as input columns
+# --------------------------------------------------------------------------------------
+
+
+class ShiftedRowsData(NamedTuple):
+    """The numbers :func:`plot_shifted_rows` draws."""
+
+    x: np.ndarray  #: (H, W) input
+    kernel_hw: tuple  #: (KH, KW)
+    params: ConvParams
+    flat: np.ndarray  #: the input flattened, with the top and bottom padding's zeros
+    front: int  #: zeros before the first pixel, ``PT*W + PL``
+    rows: np.ndarray  #: (KH*KW, OH*W), ``strided.shifted_columns``: the rows of X'^T
+    starts: tuple  #: where row ``(p, q)`` starts in ``flat``, ``p*DH*W + q*DW``
+    cleared: np.ndarray  #: (KH*KW, OH*W) bool, the numbers that wrapped, set to 0
+
+
+def shifted_rows_data(x=None, kernel_size=3, *, padding=1, dilation=1):
+    """The flattened input and the column matrix's rows cut from it (arguments as in
+    :func:`plot_shifted_rows`).
+
+    Examples
+    --------
+    >>> d = shifted_rows_data(np.arange(1.0, 7.0).reshape(2, 3))
+    >>> d.flat
+    array([0., 0., 0., 0., 1., 2., 3., 4., 5., 6., 0., 0., 0., 0.])
+    >>> d.rows[3]  # tap (1, 0): the pixel to the left; none at a row's start
+    array([0., 1., 2., 0., 4., 5.])
+    """
+    x = as_image(x, "x", np.arange(1.0, 21.0).reshape(4, 5))
+    p = conv_params(kernel_size, padding=padding, dilation=dilation)
+    (kh, kw), (h, w) = as_pair(kernel_size, "kernel_size", minimum=1), x.shape
+    if not rows_shift((1, 1, h, w), (kh, kw), p):
+        ow = p.output_shape((h, w), (kh, kw)).ow
+        raise ValueError(
+            f"padding={padding!r} with kernel_size={kernel_size!r} and dilation="
+            f"{dilation!r} gives {ow} output columns for x's {w}: rows shift only "
+            "where there are as many"
+        )
+    pt, pb, pl, pr = p.padding
+    front = pt * w + pl
+    flat = np.concatenate([np.zeros(front), x.ravel(), np.zeros(pb * w + pr)])
+    rows = shifted_columns(x[None, None], (kh, kw), p)[0, 0]  # (KH*KW, OH*W)
+    kept = np.ones((kh, kw, rows.shape[1] // w, w))
+    clear_wrapped(kept, p)  # the same clearing, on ones: 0 where a number wrapped
+    (dh, dw), taps = p.dilation, [(a, b) for a in range(kh) for b in range(kw)]
+    starts = tuple(a * dh * w + b * dw for a, b in taps)
+    cleared = kept.reshape(kh * kw, -1) == 0
+    return ShiftedRowsData(x, (kh, kw), p, flat, front, rows, starts, cleared)
+
+
+def draw_shifted_rows(data, *, ax=None):
+    """:func:`plot_shifted_rows` of a :func:`shifted_rows_data`."""
+    x, (kh, kw), p, flat, front, rows, starts, cleared = data
+    w, left, top = x.shape[1], 4.0, 1.4
+    d = Diagram(ax, left + len(flat) + 0.3, top + 2.0 + len(rows) + 0.3)
+    d.title(
+        "each row of X': the flattened input shifted, wrapped numbers cleared (///)"
+    )
+    faces = [[tint("padding", 0.35)] * len(flat)]
+    faces[0][front : front + x.size] = [tint("input")] * x.size
+    d.grid(flat[None], left, top, faces, name="flat")
+    flat_faces = faces[0]  # a row's cells are coloured as the numbers they copy
+    for k in range(0, x.size, w):  # the input's rows
+        d.outline(left + front + k, top, w, 1, color=PALETTE["input"], lw=1.6)
+    d.text(0.1, top + 0.5, "x flat", scale=0.9)
+    for k, (row, start) in enumerate(zip(rows, starts, strict=True)):
+        faces = [flat_faces[start : start + row.size]]
+        for j in np.flatnonzero(cleared[k]):
+            faces[0][j] = tint("padding", 0.35)
+        y = top + 2.0 + k
+        d.grid(row[None], left + start, y, faces, name=f"row{k}")
+        d.hatch([(0, j) for j in np.flatnonzero(cleared[k])], left + start, y, "#666")
+        d.text(0.1, y + 0.5, "(p, q) = ({}, {})".format(*divmod(k, kw)), scale=0.7)
+    return d.done()
+
+
+def plot_shifted_rows(x=None, kernel_size=3, *, padding=1, dilation=1, ax=None):
+    """The column matrix at stride 1 with ``OW = W``: row ``(p, q)`` is the flattened
+    input (zeros above and below for the top and bottom padding) shifted by ``p*DH*W +
+    q*DW``, drawn under the numbers it copies; the numbers that wrapped around a row's
+    end, where the left and right padding was, are cleared (grey).
+
+    Parameters
+    ----------
+    x : (H, W) array, default the 4x5 input 1 .. 20
+    kernel_size, padding, dilation : as in :func:`convbook.conv_params`, with as many
+        output columns as input columns (``"same"``)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    The rows are :func:`convbook.methods.strided.shifted_columns`'s, cleared by its
+    :func:`~convbook.methods.strided.clear_wrapped`. Chapter "A faster im2col".
+
+    Examples
+    --------
+    >>> fig = plot_shifted_rows()
+    >>> gids = {t.get_gid(): t.get_text() for t in fig.axes[0].texts}
+    >>> [gids[f"row3[0,{j}]"] for j in range(6)]  # tap (1, 0)
+    ['0', '1', '2', '3', '4', '0']
+    """
+    data = shifted_rows_data(x, kernel_size, padding=padding, dilation=dilation)
+    return draw_shifted_rows(data, ax=ax)
 
 
 # --------------------------------------------------------------------------------------
