@@ -293,20 +293,14 @@ def test_html_table_takes_what_the_result_holds():
         bench.html_table({"shapes": {"x": old}}, ("forward_s", "speed"))
 
 
+STORED_RUNS = Path(__file__).parents[1] / "book" / "data"
+
+
 @pytest.mark.parametrize(
-    "name",
-    [
-        "bench-full.json",
-        "bench-1thread.json",
-        "bench-xeon-2cores.json",
-        "bench-epyc-avx2.json",
-        "bench-epyc-zen5.json",
-        "bench-epyc-zen3.json",
-        "bench-epyc-avx512.json",
-    ],
+    "name", sorted(p.name for p in STORED_RUNS.glob("bench-*.json"))
 )
 def test_html_table_of_the_stored_runs(name):
-    path = Path(__file__).parents[1] / "book" / "data" / name
+    path = STORED_RUNS / name
     stored = json.loads(path.read_text(encoding="utf-8"))
     n = len(bench.HTML_COLUMNS)
     body = _parse(bench.html_table(stored, tuple(bench.HTML_COLUMNS))).rows[1:]

@@ -481,7 +481,8 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     The stride-1 rule for the forward pass and the weight gradient holds where the BLAS
     runs AVX-512 kernels (:func:`blas_avx512`): on benchmark layer b, wide rows' forward
     pass took 0.66-0.75 of the strided method's time in the four stored runs on such
-    machines, and 1.01-1.27 in the three on AVX2 ones (OpenBLAS's Haswell kernel). On
+    machines, and 1.01-1.27 in the three on AVX2 ones (OpenBLAS's Haswell kernel; 1.43
+    in a fourth, on Zen 1, where the strided method copies shifted rows). On
     the 2-core Zen 3 (Haswell kernel; paired rounds, 2 threads) wide rows took 1.01-1.20
     times as long forward and 1.07-1.38 for the weight gradient on five stride-1 layers
     (layer b; 8 -> 16 channels, 32 x 32; 3 -> 64, 64 x 64; 1 x 1, 64 -> 128, 28 x 28;
