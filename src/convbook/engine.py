@@ -476,7 +476,8 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     shifted rows back, block adds with no junk columns: they took 0.79-0.91 of wide
     rows' time on five 3 x 3 layers (benchmark layers a and b; 16 filters on 8 x 8, 16
     -> 32 on 32 x 32, 32 filters on 56 x 56) and 0.60 and 0.78 on two 1 x 1 ones (64 ->
-    256 on 14 x 14, 64 -> 128 on 28 x 28; the 2-core Zen 3, paired rounds, 2 threads).
+    256 on 14 x 14, 64 -> 128 on 28 x 28; a 2-core Zen 1 EPYC, paired rounds, 2
+    threads).
 
     The stride-1 rule for the forward pass and the weight gradient holds where the BLAS
     runs AVX-512 kernels (:func:`blas_avx512`): on benchmark layer b, wide rows' forward
