@@ -265,10 +265,8 @@ def _check_edition_switch(page, base: str, rel: str) -> list[str]:
     folder, inner = _edition(here)
     other = inner if folder else f"zh/{inner}"
     switch.click()
-    try:
-        page.wait_for_url(
-            f"{base}/{other}", wait_until="domcontentloaded", timeout=10_000
-        )
+    try:  # landed once the navigation commits: the page itself is checked on its own
+        page.wait_for_url(f"{base}/{other}", wait_until="commit", timeout=10_000)
     except Exception:  # playwright's TimeoutError
         return [f"the language switch led to {page.url}, expected {base}/{other}"]
     return []
