@@ -22,6 +22,8 @@ runs them over groups of a few samples at a time.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..columns import add_windows, pad_input, windows
@@ -41,6 +43,8 @@ __all__ = [
     "sample_columns",
     "shifted_columns",
     "rows_shift",
+    "ShiftLayout",
+    "shift_layout",
     "clear_wrapped",
     "add_shifted",
     "columns_last",
@@ -105,8 +109,30 @@ def rows_shift(x_shape, kernel_hw, params):
     """Whether :func:`shifted_columns` applies: stride 1 and as many output columns as
     input columns (``PL + PR = DW*(KW-1)``, as with ``padding="same"``)."""
     pl, pr = params.padding[2:]
-    as_wide = pl + pr == params.dilation[1] * (kernel_hw[1] - 1)  # OW = W
-    return params.stride == (1, 1) and as_wide
+    ow_is_w = pl + pr == params.dilation[1] * (kernel_hw[1] - 1)
+    return params.stride == (1, 1) and ow_is_w
+
+
+class ShiftLayout(NamedTuple):
+    """Where shifted rows lie in a channel plane flattened with its zeros."""
+
+    oh: int  #: output rows; a row of the column matrix is ``OH*W`` numbers
+    front: int  #: zeros before the first pixel, ``PT*W + PL``
+    length: int  #: the flat plane: ``front``, ``H*W`` pixels, ``PB*W + PR`` zeros
+    starts: tuple  #: where row ``(p, q)`` starts in it, ``p*DH*W + q*DW``, row-major
+
+
+def shift_layout(x_shape, kernel_hw, params) -> ShiftLayout:
+    """The flat plane and the start of each tap's row, for :func:`shifted_columns`,
+    :func:`add_shifted` and the figure of them."""
+    h, w = x_shape[2:]
+    (kh, kw), (dh, dw) = kernel_hw, params.dilation
+    pt, pb, pl, pr = params.padding
+    starts = tuple(p * dh * w + q * dw for p in range(kh) for q in range(kw))
+    front = pt * w + pl
+    return ShiftLayout(
+        h + pt + pb - dh * (kh - 1), front, front + (h + pb) * w + pr, starts
+    )
 
 
 def shifted_columns(x, kernel_hw, params, *, ones=False, by_sample=True):
@@ -115,24 +141,23 @@ def shifted_columns(x, kernel_hw, params, *, ones=False, by_sample=True):
     Output pixel ``(i, j)`` lies at ``i*W + j`` in its flattened plane, and its tap
     ``(c, p, q)`` at ``i*W + j + (p*DH - PT)*W + q*DW - PL`` in channel ``c``
     flattened: row ``(c, p, q)`` is that channel shifted, read from a flat copy with
-    zeros before and after (the top and bottom padding). Where ``j + q*DW - PL`` falls
-    off the row the shift wraps around to the row above or below; those numbers, the
-    left and right padding, are set to zero. ``by_sample=True`` returns
-    :func:`sample_columns`'s layout (``ones`` adds the bias's row), ``False``
-    :func:`column_matrix`'s.
+    zeros before and after (the top and bottom padding; :func:`shift_layout`). Where
+    ``j + q*DW - PL`` falls off the row the shift wraps around to the row above or
+    below; those numbers, the left and right padding, are set to zero.
+    ``by_sample=True`` returns :func:`sample_columns`'s layout (``ones`` adds the
+    bias's row), ``False`` :func:`column_matrix`'s.
     """
     n, c, h, w = x.shape
     g, (kh, kw), (dh, dw) = params.groups, kernel_hw, params.dilation
-    pt, pb, pl, pr = params.padding
-    oh, cg = h + pt + pb - dh * (kh - 1), c // g
-    front = pt * w + pl  # zeros before the first pixel
+    oh, front, length, _ = shift_layout(x.shape, kernel_hw, params)
+    cg = c // g
     if any(params.padding):
-        flat = np.zeros((n, g, cg, front + h * w + pb * w + pr), dtype=x.dtype)
+        flat = np.zeros((n, g, cg, length), dtype=x.dtype)
         flat[..., front : front + h * w] = x.reshape(n, g, cg, h * w)
     else:  # nothing to pad (a 1 x 1 kernel, say): the input itself
         flat = np.ascontiguousarray(x).reshape(n, g, cg, h * w)
     shape, s = (n, g, cg, kh, kw, oh, w), flat.strides
-    strides = s[:3] + (dh * w * s[3], dw * s[3], w * s[3], s[3])
+    strides = s[:3] + (dh * w * s[3], dw * s[3], w * s[3], s[3])  # row (p, q) at start
     view = np.lib.stride_tricks.as_strided(flat, shape, strides, writeable=False)
     rows = cg * kh * kw
     if by_sample:  # (N, G, rows [+ 1], OH*OW)
@@ -171,16 +196,12 @@ def add_shifted(dcols, x_shape, kernel_hw, params, *, out=None):
     the windows overlap), bring none of them into the row above or below.
     """
     n, c, h, w = x_shape
-    (kh, kw), (dh, dw) = kernel_hw, params.dilation
-    pt, pb, pl, pr = params.padding
-    oh, front = h + pt + pb - dh * (kh - 1), pt * w + pl
-    taps = dcols.reshape(n, c, kh, kw, oh, w)
-    clear_wrapped(taps, params)
-    flat = np.zeros((n, c, front + h * w + pb * w + pr), dtype=dcols.dtype)
-    for p in range(kh):
-        for q in range(kw):
-            start = p * dh * w + q * dw
-            flat[:, :, start : start + oh * w] += taps[:, :, p, q].reshape(n, c, -1)
+    oh, front, length, starts = shift_layout(x_shape, kernel_hw, params)
+    taps = dcols.reshape(n, c, len(starts), oh, w)  # taps (p, q) row-major
+    clear_wrapped(taps.reshape(n, c, *kernel_hw, oh, w), params)
+    flat = np.zeros((n, c, length), dtype=dcols.dtype)
+    for k, start in enumerate(starts):
+        flat[:, :, start : start + oh * w] += taps[:, :, k].reshape(n, c, -1)
     dx = flat[:, :, front : front + h * w].reshape(x_shape)
     if out is None:
         return np.ascontiguousarray(dx)

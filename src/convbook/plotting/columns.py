@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import ConvParams, OutputShape, col2im, conv2d_forward, conv_params, im2col
-from ..methods.strided import clear_wrapped, rows_shift, shifted_columns
+from ..methods.strided import clear_wrapped, rows_shift, shift_layout, shifted_columns
 from ..shapes import as_pair
 from .backward import grad_input_case
 from .canvas import (
@@ -330,7 +330,7 @@ class ShiftedRowsData(NamedTuple):
     flat: np.ndarray  #: the input flattened, with the top and bottom padding's zeros
     front: int  #: zeros before the first pixel, ``PT*W + PL``
     rows: np.ndarray  #: (KH*KW, OH*W), ``strided.shifted_columns``: the rows of X'^T
-    starts: tuple  #: where row ``(p, q)`` starts in ``flat``, ``p*DH*W + q*DW``
+    starts: tuple  #: where row ``(p, q)`` starts in ``flat`` (``strided.shift_layout``)
     cleared: np.ndarray  #: (KH*KW, OH*W) bool, the numbers that wrapped, set to 0
 
 
@@ -356,14 +356,12 @@ def shifted_rows_data(x=None, kernel_size=3, *, padding=1, dilation=1):
             f"{dilation!r} gives {ow} output columns for x's {w}: rows shift only "
             "where there are as many"
         )
-    pt, pb, pl, pr = p.padding
-    front = pt * w + pl
-    flat = np.concatenate([np.zeros(front), x.ravel(), np.zeros(pb * w + pr)])
+    oh, front, length, starts = shift_layout((1, 1, h, w), (kh, kw), p)
+    flat = np.zeros(length)
+    flat[front : front + x.size] = x.ravel()
     rows = shifted_columns(x[None, None], (kh, kw), p)[0, 0]  # (KH*KW, OH*W)
-    kept = np.ones((kh, kw, rows.shape[1] // w, w))
+    kept = np.ones((kh, kw, oh, w))
     clear_wrapped(kept, p)  # the same clearing, on ones: 0 where a number wrapped
-    (dh, dw), taps = p.dilation, [(a, b) for a in range(kh) for b in range(kw)]
-    starts = tuple(a * dh * w + b * dw for a, b in taps)
     cleared = kept.reshape(kh * kw, -1) == 0
     return ShiftedRowsData(x, (kh, kw), p, flat, front, rows, starts, cleared)
 
