@@ -115,10 +115,10 @@ test: install
 	rc=0; wait $$unit || rc=$$?; cat $(UNIT_LOG); \
 	enrc=0; wait $$en || enrc=$$?; cat $(EN_LOG); \
 	test $$nb = 0 -a $$doc = 0 -a $$rc = 0 -a $$enrc = 0
-	@(($(call timed,the executed chapters: no check skipped or failed,\
-	$(PYTEST) tests/test_executed.py -m executed)); ex=$$?; \
-	($(call timed,a chapter run in JupyterLab,$(PYTEST) tests/test_lab.py -m lab)); \
-	test $$ex = 0 -a $$? = 0) > $(LAB_LOG) 2>&1 & lab=$$!; \
+	@(ex=0; ($(call timed,the executed chapters: no check skipped or failed,\
+	$(PYTEST) tests/test_executed.py -m executed)) || ex=$$?; lb=0; \
+	($(call timed,a chapter run in JupyterLab,$(PYTEST) tests/test_lab.py -m lab)) || lb=$$?; \
+	test $$ex = 0 -a $$lb = 0) > $(LAB_LOG) 2>&1 & lab=$$!; \
 	zh=0; ($(call timed,book build with -W: Chinese (the same outputs),\
 	$(call book_zh,-W))) || zh=$$?; \
 	labrc=0; wait $$lab || labrc=$$?; cat $(LAB_LOG); \
