@@ -63,6 +63,7 @@ from .benchreport import (  # the result read: tables and pictures
     compare,
     format_table,
     html_table,
+    machine_change,
     plot_result,
 )
 from .winograd import LAYER_TILES
@@ -76,6 +77,7 @@ __all__ = [
     "peak_memory",
     "run",
     "best_ratio",
+    "machine_change",
     "format_table",
     "html_table",
     "main",

@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "best_ratio",
+    "machine_change",
     "format_table",
     "compare",
     "plot_result",
@@ -35,6 +36,40 @@ def best_ratio(layer, pass_):
     if pass_ not in ("forward", "train"):
         raise ValueError(f"pass_ must be 'forward' or 'train', got {pass_!r}")
     return layer["methods"][layer["best_" + pass_]][pass_ + "_ratio"]
+
+
+def machine_change(old, new):
+    """Two stored runs, layer by layer: what changed from ``old`` to ``new``.
+
+    Returns ``{layer: {"peak": ..., "torch_step": ..., "forward": (old, new), "train":
+    (old, new)}}`` for the layers in both: the float32 matrix product's peak and
+    PyTorch's training step time as ``new / old``, and the fastest convbook method's
+    ratio to PyTorch (:func:`best_ratio`) in each run.
+
+    Examples
+    --------
+    >>> def run(peak, step, ratio):
+    ...     methods = {"torch": {"train_s": step}, "wide": {"forward_ratio": ratio,
+    ...                                                     "train_ratio": ratio}}
+    ...     layer = {"peak_gflops": peak, "methods": methods,
+    ...              "best_forward": "wide", "best_train": "wide"}
+    ...     return {"shapes": {"a": layer}}
+    >>> machine_change(run(100.0, 2.0, 1.5), run(50.0, 3.0, 1.2))
+    {'a': {'peak': 0.5, 'torch_step': 1.5, 'forward': (1.5, 1.2), 'train': (1.5, 1.2)}}
+    """
+    change = {}
+    for name, n in new["shapes"].items():
+        o = old["shapes"].get(name)
+        if o is None:
+            continue
+        change[name] = {
+            "peak": n["peak_gflops"] / o["peak_gflops"],
+            "torch_step": n["methods"]["torch"]["train_s"]
+            / o["methods"]["torch"]["train_s"],
+        }
+        for pass_ in ("forward", "train"):
+            change[name][pass_] = (best_ratio(o, pass_), best_ratio(n, pass_))
+    return change
 
 
 def format_table(result):
