@@ -33,7 +33,12 @@ export PATH := $(BIN):$(PATH)
 # An Agg backend in the caller's environment would silently drop every notebook figure.
 unexport MPLBACKEND
 
-PYTEST := $(BIN)/python -m pytest
+# Every pytest run stops (SIGINT: pytest prints where it was) if it runs past 30 minutes,
+# 4-5 times its longest here: a run that waits forever would otherwise use up CI's limit
+# and say nothing (one browser check did, 2026-12-04). Where coreutils' timeout is missing
+# (macOS) the runs are unbounded.
+LIMIT := $(shell command -v timeout >/dev/null && echo "timeout --foreground -s INT -k 60 1800")
+PYTEST := $(LIMIT) $(BIN)/python -m pytest
 JB := $(BIN)/jupyter-book
 # --all: re-read every page, so no warning hides in an incremental build. The old index.html
 # goes first, so check-index proves that this build wrote one.

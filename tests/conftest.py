@@ -4,7 +4,12 @@ once)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
+import threading
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +139,73 @@ def launch_chromium(playwright):
     """Headless Chromium from :data:`CHROMIUM`, offline-safe."""
     executable = str(CHROMIUM)
     return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+def _playwright_pids() -> list[int]:
+    """The processes below this one that run playwright's driver or chromium."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            todo.append(pid)
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            if "chrom" in exe or f"playwright{os.sep}driver" in exe:
+                found.append(pid)
+    return found
+
+
+class Watch:
+    """What :func:`browser_deadline` saw: ``stack`` is where the test was waiting when
+    the deadline passed and playwright was stopped, ``None`` if it did not."""
+
+    stack: str | None = None
+
+
+@contextlib.contextmanager
+def browser_deadline(seconds: float):
+    """Stop playwright (its driver and chromium) if the block runs past ``seconds``.
+
+    playwright's ``evaluate``, ``new_page`` and ``close`` calls have no timeout of their
+    own: one that never returned held a CI run for 75 minutes (test 28 of the browser
+    test, 2026-12-04). Stopping chromium alone does not always end such a call (a
+    ``new_page`` pending when chromium was killed waited on); stopping the driver does:
+    the call raises at once, and the playwright instance is then spent (start a new
+    one). The yielded :class:`Watch` holds the test's stack at that moment."""
+    watch, main = Watch(), threading.get_ident()
+    here = str(Path(__file__).parent)
+    try:  # playwright's sync calls wait in a greenlet of their own: the test's is this
+        from greenlet import getcurrent
+
+        test = getcurrent()
+    except ImportError:
+        test = None
+
+    def stop():
+        frame = getattr(test, "gr_frame", None) or sys._current_frames()[main]
+        frames = traceback.extract_stack(frame)
+        ours = [i for i, f in enumerate(frames) if f.filename.startswith(here)]
+        # the tests' own frames, and the call they made (playwright's method)
+        shown = [frames[i] for i in ours] + frames[ours[-1] + 1 :][:1] if ours else []
+        watch.stack = "".join(traceback.format_list(shown or frames[-4:])).rstrip()
+        for pid in _playwright_pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield watch
+    finally:
+        timer.cancel()

@@ -12,6 +12,13 @@ and the translated part captions in the Chinese edition), and one language switc
 lands on the same page in the other edition. Also: the switch carries the section anchor
 along and works from `file://`, and Chinese search finds Chinese words (jieba).
 
+Each check has PAGE_DEADLINE_S to finish: playwright's `evaluate` and `close` have no
+timeout of their own, and once a page's check never returned (a CI run waited on it for
+75 minutes). Past the deadline playwright is stopped, which makes the waiting call
+raise; the check then runs once more in a new browser, and a check that hangs twice
+fails. A hang followed by a pass is reported as a warning (`PageHung`) with the line the
+test was waiting on, never silently.
+
 Skips (saying why) when the book is not built or chromium is not installed; `.ci/run`
 installs it. Environment: CONVBOOK_HTML (default `_build/html`), CHROMIUM (default
 `/usr/bin/chromium`).
@@ -19,25 +26,39 @@ installs it. Environment: CONVBOOK_HTML (default `_build/html`), CHROMIUM (defau
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import http.server
 import os
 import re
+import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
 import pytest
-from conftest import chromium_missing, launch_chromium
+from conftest import browser_deadline, chromium_missing, launch_chromium
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    # pyproject makes warnings errors; a PageHung is reported, not raised
+    pytest.mark.filterwarnings("default:hung for:UserWarning"),
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("CONVBOOK_HTML", ROOT / "_build" / "html")).resolve()
 SKIP_PAGES = {"genindex.html", "search.html"}
 # The other language editions: folder under the English site -> <html lang>.
 EDITIONS = {"zh": "zh-CN"}
+# A page's checks take 2-10 s here (the gallery's eight animations the longest).
+PAGE_DEADLINE_S = 120
+
+
+class PageHung(UserWarning):
+    """A check hung, playwright was stopped, and the check passed in a new browser."""
 
 
 @functools.cache
@@ -95,13 +116,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A page closed while its files still download (the context closed after the
+        # language switch's navigation) breaks the pipe: not an error of the book.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @pytest.fixture(scope="module")
 def server():
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     handler = functools.partial(_QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -112,16 +141,73 @@ def server():
         thread.join(timeout=5)
 
 
+class _Browser:
+    """playwright and one chromium for the module; :meth:`get` starts them again after
+    a deadline stopped them."""
+
+    def __init__(self):
+        self.playwright = self.browser = None
+
+    def get(self):
+        if self.browser is None:
+            from playwright.sync_api import sync_playwright
+
+            self.playwright = sync_playwright().start()
+            self.browser = launch_chromium(self.playwright)
+        return self.browser
+
+    def close(self, stopped: bool = False):
+        """Close the browser and playwright; ``stopped``: a deadline ended them."""
+        if stopped:  # what is left of them: the calls that raised, a closed connection
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                with contextlib.suppress(Exception):
+                    self.playwright.stop()
+                gc.collect()  # (their coroutines, never awaited)
+        elif self.browser is not None:
+            with browser_deadline(PAGE_DEADLINE_S):
+                self.browser.close()
+                self.playwright.stop()
+        self.playwright = self.browser = None
+
+
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
+    browser = _Browser()
+    try:
+        yield browser
+    finally:
+        browser.close()
 
-    with sync_playwright() as pw:
-        browser = launch_chromium(pw)
-        try:
-            yield browser
-        finally:
-            browser.close()
+
+def _bounded(browser: _Browser, check, what: str):
+    """``check(chromium)`` within PAGE_DEADLINE_S; once more in a new browser if it
+    hung (reported as a PageHung warning), failing if it hangs again."""
+    stacks = []
+    for _ in range(2):
+        chromium = browser.get()  # (launching has a timeout of its own)
+        with browser_deadline(PAGE_DEADLINE_S) as watch:
+            try:
+                result = check(chromium)
+            except Exception:
+                if watch.stack is None:
+                    raise
+        if watch.stack is None:
+            if stacks:
+                warnings.warn(
+                    PageHung(
+                        f"hung for {PAGE_DEADLINE_S} s, then passed in a new browser:"
+                        f" {what}; it was waiting at\n{stacks[0]}"
+                    ),
+                    stacklevel=2,
+                )
+            return result
+        stacks.append(watch.stack)
+        browser.close(stopped=True)
+    pytest.fail(
+        f"{what}: hung twice for {PAGE_DEADLINE_S} s (playwright was stopped each"
+        " time); waiting at\n" + "\n--- then at\n".join(stacks)
+    )
 
 
 def _ids(path: Path) -> set[str]:
@@ -159,7 +245,15 @@ def _check_maths(page) -> list[str]:
             "() => window.MathJax && MathJax.startup && MathJax.startup.promise",
             timeout=15_000,
         )
-        page.evaluate("() => MathJax.startup.promise")
+        # (evaluating the promise itself would wait with no timeout)
+        page.evaluate(
+            "() => { MathJax.startup.promise.then(() => { window.__typeset = 'done'; },"
+            " err => { window.__typeset = String(err); }); }"
+        )
+        page.wait_for_function("() => window.__typeset", timeout=30_000)
+        failed = page.evaluate("() => window.__typeset")
+        if failed != "done":
+            return [f"MathJax failed: {failed}"]
     except Exception as err:  # playwright's TimeoutError or a JS error
         return [
             f"{n_math} maths elements but MathJax never started ({type(err).__name__})"
@@ -301,6 +395,12 @@ def _check_edition_switch(page, base: str, rel: str) -> list[str]:
     "rel", [p.relative_to(HTML).as_posix() for p in _pages()] or ["index.html"]
 )
 def test_page_in_browser(browser, server, rel):
+    problems = _bounded(browser, lambda chromium: _problems(chromium, server, rel), rel)
+    assert not problems, f"{rel}:\n  " + "\n  ".join(problems)
+
+
+def _problems(browser, server: str, rel: str) -> list[str]:
+    """Everything wrong with one page of the built book, in a context of its own."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     console_errors, page_errors, failed, external = [], [], [], []
@@ -355,13 +455,17 @@ def test_page_in_browser(browser, server, rel):
         problems += _check_edition_switch(page, server, rel)
     finally:
         context.close()
-    assert not problems, f"{rel}:\n  " + "\n  ".join(problems)
+    return problems
 
 
 def test_switch_keeps_the_section_and_works_from_disk(browser):
     """From file://: English section -> the same section in Chinese, and back."""
     if not (HTML / "zh" / "book" / "intro.html").is_file():
         pytest.skip("the Chinese edition is not built (run `make book`)")
+    _bounded(browser, _switch_from_disk, "the switch from file://")
+
+
+def _switch_from_disk(browser) -> None:
     page = browser.new_page()
     try:
         anchor = "#who-it-is-for"
@@ -384,6 +488,10 @@ def test_chinese_search_finds_chinese_words(browser, server):
     """Sphinx indexes Chinese with jieba; without it no Chinese word is in the index."""
     if not (HTML / "zh" / "search.html").is_file():
         pytest.skip("the Chinese edition is not built (run `make book`)")
+    _bounded(browser, lambda chromium: _search(chromium, server), "Chinese search")
+
+
+def _search(browser, server: str) -> None:
     page = browser.new_page()
     try:
         # 卷积层: a word of locale/zh_CN/jieba-words.txt, not of jieba's own dictionary.
@@ -395,3 +503,28 @@ def test_chinese_search_finds_chinese_words(browser, server):
             assert any("book/intro.html" in h for h in hrefs), (query, hrefs)
     finally:
         page.close()
+
+
+def test_a_check_that_hangs_is_stopped_and_run_again(browser, monkeypatch):
+    """The deadline works: a never-settling evaluate is stopped, reported and run
+    again; one that hangs twice fails, saying where it waited."""
+    monkeypatch.setattr(sys.modules[__name__], "PAGE_DEADLINE_S", 3)
+    calls = []
+
+    def hangs_once(chromium):
+        calls.append(1)
+        page = chromium.new_page()
+        if len(calls) == 1:
+            page.evaluate("() => new Promise(() => {})")  # never settles
+        return page.evaluate("() => 6 * 7")
+
+    with pytest.warns(PageHung, match=r"(?s)hung for 3 s.*page\.evaluate"):
+        assert _bounded(browser, hangs_once, "a test check") == 42
+    assert len(calls) == 2
+
+    def hangs(chromium):
+        chromium.new_page().evaluate("() => new Promise(() => {})")
+
+    with pytest.raises(pytest.fail.Exception, match=r"(?s)hung twice.*evaluate"):
+        _bounded(browser, hangs, "a test check")
+    assert browser.get().new_page().evaluate("() => 1") == 1  # a new browser again
