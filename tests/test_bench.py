@@ -6,6 +6,7 @@ import html.parser
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -294,6 +295,15 @@ def test_html_table_takes_what_the_result_holds():
 
 
 STORED_RUNS = Path(__file__).parents[1] / "book" / "data"
+
+
+def test_every_stored_run_the_chapter_reads_is_checked_below():
+    """The parametrized test below finds its files by glob, which would skip it if
+    the folder were empty: the files "How fast is it?" names must be among them."""
+    chapter = (STORED_RUNS.parent / "benchmarks.ipynb").read_text(encoding="utf-8")
+    named = set(re.findall(r"bench-[a-z0-9-]+\.json", chapter))
+    assert len(named) >= 9, named
+    assert named <= {p.name for p in STORED_RUNS.glob("bench-*.json")}
 
 
 @pytest.mark.parametrize(
