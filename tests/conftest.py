@@ -192,12 +192,17 @@ def browser_deadline(seconds: float):
         test = None
 
     def stop():
-        frame = getattr(test, "gr_frame", None) or sys._current_frames()[main]
-        frames = traceback.extract_stack(frame)
-        ours = [i for i, f in enumerate(frames) if f.filename.startswith(here)]
-        # the tests' own frames, and the call they made (playwright's method)
-        shown = [frames[i] for i in ours] + frames[ours[-1] + 1 :][:1] if ours else []
-        watch.stack = "".join(traceback.format_list(shown or frames[-4:])).rstrip()
+        try:
+            frame = getattr(test, "gr_frame", None) or sys._current_frames()[main]
+            frames = traceback.extract_stack(frame)
+            ours = [i for i, f in enumerate(frames) if f.filename.startswith(here)]
+            # the tests' own frames, and the call they made (playwright's method)
+            shown = (
+                [frames[i] for i in ours] + frames[ours[-1] + 1 :][:1] if ours else []
+            )
+            watch.stack = "".join(traceback.format_list(shown or frames[-4:])).rstrip()
+        except Exception as err:  # the stop must happen even so
+            watch.stack = f"(where it waited could not be read: {err!r})"
         for pid in _playwright_pids():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
