@@ -444,3 +444,22 @@ def test_the_table_says_how_malloc_was_set(quick_result):
     assert "malloc: as the C library set it" in bench.format_table(result)
     del result["machine"]["malloc"]  # runs stored before it was recorded
     assert "malloc" not in bench.format_table(result)
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
+)
+def test_untouched_buffer_reports_both_processes():
+    seen = benchenv.untouched_buffer(sets=3)  # two child processes
+    assert set(seen) == {"new", "engine first"}
+    for got in seen.values():
+        assert set(got) == {"first", "wider_faults", "then"}
+        assert got["first"] > 0 and got["then"] > 0 and got["wider_faults"] >= 0
+    if [lib["library"] for lib in benchenv.blas_info()] == ["openblas"]:
+        assert seen["new"]["wider_faults"] > 0
+        assert seen["engine first"]["wider_faults"] == 0  # the engine had written it
+
+
+def test_untouched_buffer_is_none_off_glibc(monkeypatch):
+    monkeypatch.setattr(benchenv.sys, "platform", "darwin")
+    assert benchenv.untouched_buffer() is None

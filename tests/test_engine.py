@@ -8,6 +8,9 @@ threads lower it with ``cb.options(thread_min_work=0)`` and check, through
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -396,3 +399,75 @@ def test_winograd_tile_size_reaches_the_weight_gradient(m, monkeypatch):
     assert set(seen) == {m}
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
     np.testing.assert_allclose(dw, want, rtol=1e-11, atol=1e-11)
+
+
+_TOUCH_CHILD = """
+import json, resource, sys, threading, time
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+import convbook as cb
+
+pool = ThreadPoolExecutor(2)  # the same two threads throughout
+a, b = np.ones((4, 1024), np.float32), np.ones((1024, 2048), np.float32)
+
+
+def one_at_a_time():  # the product in each of the two threads, one after the other
+    together, first = threading.Barrier(2), threading.Event()
+    def run(k):
+        together.wait(timeout=10)  # one task a thread
+        if k:
+            first.wait(timeout=10)
+        a @ b
+        first.set()
+    list(pool.map(run, range(2)))
+
+
+def second_buffer():  # faults of the product while a longer one holds the first buffer
+    started = threading.Event()
+    def long():
+        started.set()
+        np.ones((512, 1024), np.float32) @ b  # about 2 GFLOP
+    def measured():
+        out = np.empty((4, 2048), np.float32)
+        started.wait(timeout=10)
+        time.sleep(0.005)
+        before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+        np.matmul(a, b, out=out)
+        return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
+    held = pool.submit(long)
+    faults = pool.submit(measured).result()
+    held.result()
+    return faults
+
+
+with cb.engine.blas_single_thread():  # the products on the calling threads' buffers
+    one_at_a_time()  # what a product pays in a new thread, and the first buffer
+    if sys.argv[1] == "conv":  # a small batch on two threads
+        x, w = np.ones((4, 3, 8, 8)), np.ones((2, 3, 3, 3))
+        with cb.options(threads=2, thread_min_work=0):
+            cb.conv2d_forward(x, w, method="strided")
+    print(json.dumps([second_buffer(), second_buffer()]))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or not any(i["internal_api"] == "openblas" for i in threadpool_info()),
+    reason="OpenBLAS's buffers, counted by Linux's per-thread page faults",
+)
+@pytest.mark.parametrize("first", ["conv", "nothing"])
+def test_the_first_batch_touches_openblas_buffers_of_each_thread(first):
+    """In a new process, a product that runs while another holds OpenBLAS's first
+    buffer writes pages of the second that no product wrote before (page faults), unless
+    a batch on two threads has run: then it faults no more than when run again."""
+    run = subprocess.run(
+        [sys.executable, "-c", _TOUCH_CHILD, first],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cold, again = json.loads(run.stdout)
+    if first == "conv":
+        assert cold <= again, (cold, again)
+    else:  # the check can fail: without the batch the buffers are new
+        assert cold > again, (cold, again)

@@ -21,6 +21,7 @@ __all__ = [
     "loadavg",
     "pin_malloc",
     "threads_held",
+    "untouched_buffer",
 ]
 
 
@@ -264,3 +265,68 @@ def fresh_process_faults(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     return {k: tuple(v) for k, v in json.loads(run.stdout).items()}
+
+
+def _buffer_here(sets, engine_first):
+    """:func:`untouched_buffer`'s measurement, in this process."""
+    import resource
+    import statistics
+    import time
+
+    import numpy as np
+
+    from .conv import conv2d_forward
+    from .engine import blas_single_thread
+
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, 36, 64, 64), dtype=np.float32)
+    out = np.empty_like(u)
+    a, b = np.ones((64, 64), np.float32), np.ones((64, 72), np.float32)
+    wider = np.empty((64, 72), np.float32)
+
+    def per_set():  # the median set of the 36 products, each into out
+        seconds = []
+        for _ in range(sets):
+            start = time.perf_counter()
+            np.matmul(u, v, out=out)
+            seconds.append(time.perf_counter() - start)
+        return statistics.median(seconds)
+
+    with blas_single_thread():  # on this thread, in its buffer
+        if engine_first:  # a batch small enough for the calling thread alone
+            x, w = np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)
+            conv2d_forward(x, w, method="strided")
+        first = per_set()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        np.matmul(a, b, out=wider)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        return {"first": first, "wider_faults": faults, "then": per_set()}
+
+
+def untouched_buffer(sets=20):
+    """The 36 products ``(64, 64) @ (64, 64)`` of a Winograd layer-a sample, float32,
+    in new Python processes on one BLAS thread: seconds a set (median of ``sets``) at
+    first, the page faults of one product one column wider, ``(64, 64) @ (64, 72)``,
+    and the seconds a set after it.
+
+    ``{"new": ..., "engine first": ...}``, each ``{"first": s, "wider_faults": n,
+    "then": s}``: in ``"engine first"`` the process first ran a small convbook batch,
+    which touches the BLAS's buffers (``convbook.engine._touch_blas_buffers``). ``None``
+    where the C library is not glibc.
+    """
+    import json
+    import subprocess
+
+    if not _glibc():
+        return None
+    seen = {}
+    for label, engine_first in (("new", False), ("engine first", True)):
+        code = (
+            "import json; from convbook.benchenv import _buffer_here; "
+            f"print(json.dumps(_buffer_here({int(sets)}, {engine_first})))"
+        )
+        run = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        seen[label] = json.loads(run.stdout)
+    return seen

@@ -314,6 +314,78 @@ def _pool(workers):
         return _POOL
 
 
+# --------------------------------------------------------------------------------------
+# OpenBLAS's packing buffers, touched once a process
+
+_TOUCHED = 0  # how many overlapping BLAS calls' buffers have been touched
+_TOUCHED_LOCK = threading.Lock()
+_ZEROS = []  # the operands of those products, kept: see _touch_blas_buffers
+
+
+def _touch_buffer(zeros, together=None):
+    """Products that pack a whole block of each operand, in each dtype we use; with
+    ``together`` (a barrier), each started at once with the other threads'."""
+    for dtype, cols in ((np.float32, 1024), (np.float64, 512)):
+        b = zeros.view(dtype).reshape(512, cols)  # 2 MB
+        out = np.empty((4, cols), dtype)
+        for _ in range(2):
+            if together is not None:
+                try:
+                    together.wait(timeout=0.5)
+                except threading.BrokenBarrierError:  # a worker busy elsewhere
+                    together = None
+            np.matmul(b[:4, :512], b, out=out)
+
+
+def _touch_blas_buffers(threads):
+    """Have the packing buffers of ``threads`` overlapping BLAS calls touched, once.
+
+    OpenBLAS packs each block of a product into a buffer, one buffer for each call that
+    runs at the same time, whose pages the system maps only when first written. Its
+    AVX2 kernel seems to read ahead (prefetch) past the block it packed: when that
+    block ends at a page that no product has written past, a product runs much slower,
+    at every call, for as long as the page stays unwritten. Measured (2-core Zen 1,
+    OpenBLAS 0.3.31's Haswell kernel, one thread): the 36 products ``(64, 64) @ (64,
+    64)`` of a Winograd layer-a sample took 1.0-1.7 ms a set in a new process, and
+    0.65-0.7 ms, from then on, once one larger product (``(64, 64) @ (64, 72)``: one
+    more page faulted in) had run in the same buffer. Benchmark layer a's Winograd
+    forward pass, in a new process beside PyTorch (5 processes each way, the median of
+    9 interleaved rounds in each): 0.92-1.17 of PyTorch's time (3 of 5 above 1.13)
+    without what follows, 0.86-1.02 with it. The larger products of other methods do
+    not always do it: in processes that had run the benchmark's other methods on layer
+    a, what follows took the same forward pass from 0.74-1.09 of PyTorch's time to
+    0.75-1.01, faster by 7-13% in 5 of 6 processes and slower by 16% in one, on a
+    machine whose rounds spread by 30-50%.
+
+    So the first batch that runs ``threads`` calls at once has each of them run
+    products (:func:`_touch_buffer`) that write a whole block of each operand, in
+    float32 and float64: 4-6 ms on 2 threads here, once a process. Which buffer a call
+    gets depends on how many run at once, not on the thread, so the ``threads - 1``
+    pool workers run theirs beside the calling thread's, started together; the batch's
+    own blocks queue behind them. The operands are views of one 2 MB array of zeros,
+    kept for the process: only read, it takes no memory (the system maps all its pages
+    to one page of zeros), and never freed, it leaves glibc's allocator as it was
+    (freeing a block that large raises the size from which glibc maps blocks afresh:
+    :func:`convbook.benchenv.pin_malloc`).
+    """
+    global _TOUCHED
+    with _TOUCHED_LOCK:
+        if threads <= _TOUCHED:
+            return
+        _TOUCHED = threads
+        if not _ZEROS:
+            _ZEROS.append(np.zeros(1 << 21, np.uint8))
+    zeros = _ZEROS[0]
+    together = threading.Barrier(threads) if threads > 1 else None
+    with blas_single_thread():  # the calling threads' buffers, not the BLAS's threads'
+        try:
+            for _ in range(threads - 1):
+                _pool(threads - 1).submit(_touch_buffer, zeros, together)
+        except RuntimeError:  # no threads to start: the calling thread's buffer only
+            together = None
+        _touch_buffer(zeros, together)
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How this thread's last :func:`over_samples` call ran (for tests and chapters)."""
@@ -361,6 +433,7 @@ def over_samples(n, per, macs, work, opts: Options | None = None):
                 total = part if total is None else total + part
         return total
 
+    _touch_blas_buffers(threads)  # once a process: OpenBLAS's buffers (see there)
     if threads == 1 and not small:  # threads=1 asked for: the BLAS keeps its threads
         return run_block(0)
     # Small products run on one BLAS thread too: the BLAS's threads cost more than they
