@@ -29,6 +29,7 @@ import functools
 import os
 import sys
 import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -322,19 +323,29 @@ _TOUCHED_LOCK = threading.Lock()
 _ZEROS = []  # the operands of those products, kept: see _touch_blas_buffers
 
 
-def _touch_buffer(zeros, together=None):
-    """Products that pack a whole block of each operand, in each dtype we use; with
-    ``together`` (a barrier), each started at once with the other threads'."""
+def _touch_buffer(zeros, i=0, done=None, together=None):
+    """Products that pack a whole block of each operand, in each dtype we use.
+
+    With ``together`` (a barrier), thread ``i`` of ``len(done)`` runs them back to back
+    until every thread has run 4 since they started together (``done`` counts them), so
+    that each product of the last thread overlaps products of the others."""
     for dtype, cols in ((np.float32, 1024), (np.float64, 512)):
         b = zeros.view(dtype).reshape(512, cols)  # 2 MB
         out = np.empty((4, cols), dtype)
-        for _ in range(2):
-            if together is not None:
-                try:
-                    together.wait(timeout=0.5)
-                except threading.BrokenBarrierError:  # a worker busy elsewhere
-                    together = None
+        if together is not None:
+            try:
+                together.wait(timeout=0.5)
+                counts = done[dtype.__name__]
+            except threading.BrokenBarrierError:  # a worker busy elsewhere
+                together = None
+        until = time.monotonic() + 0.5  # bounded, whatever the scheduling
+        while True:
             np.matmul(b[:4, :512], b, out=out)
+            if together is None:
+                break
+            counts[i] += 1
+            if min(counts) >= 4 or time.monotonic() > until:
+                break
 
 
 def _touch_blas_buffers(threads):
@@ -359,14 +370,16 @@ def _touch_blas_buffers(threads):
 
     So the first batch that runs ``threads`` calls at once has each of them run
     products (:func:`_touch_buffer`) that write a whole block of each operand, in
-    float32 and float64: 4-6 ms on 2 threads here, once a process. Which buffer a call
+    float32 and float64: 4-7 ms on 2 threads here, once a process. Which buffer a call
     gets depends on how many run at once, not on the thread, so the ``threads - 1``
-    pool workers run theirs beside the calling thread's, started together; the batch's
-    own blocks queue behind them. The operands are views of one 2 MB array of zeros,
-    kept for the process: only read, it takes no memory (the system maps all its pages
-    to one page of zeros), and never freed, it leaves glibc's allocator as it was
-    (freeing a block that large raises the size from which glibc maps blocks afresh:
-    :func:`convbook.benchenv.pin_malloc`).
+    pool workers run theirs beside the calling thread's, started together and back to
+    back until each has run 4 (started together only, the products of two threads did
+    not always overlap: the second buffer stayed unwritten in one CI run, under load);
+    the batch's own blocks queue behind them. The operands are views of one 2 MB array
+    of zeros, kept for the process: only read, it takes no memory (the system maps all
+    its pages to one page of zeros), and never freed, it leaves glibc's allocator as it
+    was (freeing a block that large raises the size from which glibc maps blocks
+    afresh: :func:`convbook.benchenv.pin_malloc`).
     """
     global _TOUCHED
     with _TOUCHED_LOCK:
@@ -377,13 +390,14 @@ def _touch_blas_buffers(threads):
             _ZEROS.append(np.zeros(1 << 21, np.uint8))
     zeros = _ZEROS[0]
     together = threading.Barrier(threads) if threads > 1 else None
+    done = {"float32": [0] * threads, "float64": [0] * threads}
     with blas_single_thread():  # the calling threads' buffers, not the BLAS's threads'
         try:
-            for _ in range(threads - 1):
-                _pool(threads - 1).submit(_touch_buffer, zeros, together)
+            for i in range(1, threads):
+                _pool(threads - 1).submit(_touch_buffer, zeros, i, done, together)
         except RuntimeError:  # no threads to start: the calling thread's buffer only
             together = None
-        _touch_buffer(zeros, together)
+        _touch_buffer(zeros, 0, done, together)
 
 
 @dataclasses.dataclass(frozen=True)
