@@ -251,20 +251,26 @@ def fresh_process_faults(
     first; ``torch=True``: PyTorch's forward pass instead of convbook's. ``None`` where
     the C library is not glibc.
     """
-    import json
-    import subprocess
-
     if not _glibc():
         return None
     args = (int(calls), int(free_bytes), bool(pin), str(layer), bool(torch))
+    got = _in_new_process("_faults_here", args)
+    return {k: tuple(v) for k, v in got.items()}
+
+
+def _in_new_process(name, args):
+    """What this module's function ``name(*args)`` returns (JSON) in a new process."""
+    import json
+    import subprocess
+
     code = (
-        "import json; from convbook.benchenv import _faults_here; "
-        f"print(json.dumps(_faults_here(*{args!r})))"
+        f"import json; from convbook.benchenv import {name}; "
+        f"print(json.dumps({name}(*{args!r})))"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    return {k: tuple(v) for k, v in json.loads(run.stdout).items()}
+    return json.loads(run.stdout)
 
 
 def _buffer_here(sets, engine_first):
@@ -314,19 +320,9 @@ def untouched_buffer(sets=20):
     which touches the BLAS's buffers (``convbook.engine._touch_blas_buffers``). ``None``
     where the C library is not glibc.
     """
-    import json
-    import subprocess
-
     if not _glibc():
         return None
-    seen = {}
-    for label, engine_first in (("new", False), ("engine first", True)):
-        code = (
-            "import json; from convbook.benchenv import _buffer_here; "
-            f"print(json.dumps(_buffer_here({int(sets)}, {engine_first})))"
-        )
-        run = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-        seen[label] = json.loads(run.stdout)
-    return seen
+    return {
+        label: _in_new_process("_buffer_here", (int(sets), engine_first))
+        for label, engine_first in (("new", False), ("engine first", True))
+    }
