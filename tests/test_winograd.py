@@ -1,6 +1,7 @@
 """Winograd F(m x m, 3 x 3): exact transforms vs the published ones, and the convolution
 vs the loop reference."""
 
+import functools
 from fractions import Fraction
 
 import numpy as np
@@ -240,23 +241,38 @@ def test_winograd_dtypes(dtype, rtol):
 PADDINGS = [0, 1, 2, (1, 0), (0, 2), (1, 3), 5, "same", "valid"]
 
 
+def _read_only(*arrays):
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+@functools.cache
+def _layer_and_reference(r, padding):
+    """x, w, b, dout and the loops' output and gradients for one kernel size and
+    padding, computed once for every tile size m (the module: 58 s with the loops run
+    for each m, 27 s so)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 9, 12))
+    w = rng.standard_normal((5, 4, r, r))
+    b = rng.standard_normal(5)
+    want = conv2d_forward(x, w, b, padding=padding, method="reference")
+    dout = rng.standard_normal(want.shape)
+    grads = conv2d_backward(dout, x, w, padding=padding, method="reference")
+    return _read_only(x, w, b, dout, want, *grads)
+
+
 @pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
 @pytest.mark.parametrize("padding", PADDINGS)
 def test_forward_and_gradients_vs_reference(r, m, padding):
     """F(m, r): the forward pass, the input gradient by the method's default route (an
     r x r correlation of dout padded by r - 1 - P, or the general route where P > r -
     1) and the weight gradient, F(r, m)."""
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 4, 9, 12))
-    w = rng.standard_normal((5, 4, r, r))
-    b = rng.standard_normal(5)
-    want = conv2d_forward(x, w, b, padding=padding, method="reference")
+    x, w, b, dout, want, rdx, rdw, rdb = _layer_and_reference(r, padding)
     got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
     assert got.shape == want.shape
     assert _rel(got, want) < RTOL64[m]
-    dout = rng.standard_normal(want.shape)
     dx, dw, db = conv2d_backward(dout, x, w, padding=padding, method="winograd", m=m)
-    rdx, rdw, rdb = conv2d_backward(dout, x, w, padding=padding, method="reference")
     assert dx.shape == x.shape and dw.shape == w.shape
     assert _rel(dx, rdx) < RTOL64[m]
     assert _rel(dw, rdw) < RTOL64[m]
@@ -338,6 +354,17 @@ def test_f6_of_a_5x5_kernel_raises():
         winograd_conv2d(x, w, 6)
 
 
+@functools.cache
+def _grad_input_reference(r, padding, x_shape):
+    """dout, w and the loops' input gradient, once for every m (as above)."""
+    rng = np.random.default_rng(9)
+    w = rng.standard_normal((4, 3, r, r))
+    oh, ow, _, _ = cb.conv_params(r, padding=padding).output_shape(x_shape[2:], (r, r))
+    dout = rng.standard_normal((2, 4, oh, ow))
+    want = conv2d_grad_input(dout, w, x_shape, padding=padding, method="reference")
+    return _read_only(dout, w, want)
+
+
 @pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
 @pytest.mark.parametrize("padding", [0, 1, (2, 0), (0, 3), 5, "same"])
 @pytest.mark.parametrize("width", [11, 150])
@@ -345,16 +372,11 @@ def test_col2im_on_tiles_vs_reference(r, m, padding, width):
     """Winograd's col2im route, every tile and kernel size: cropped tiles, paddings
     past the kernel's reach, uneven ones; 150 columns are more than BAND_TILES tiles
     (75 tiles of 2: 5 bands, the last one short), so the band goes in pieces."""
-    rng = np.random.default_rng(9)
     x_shape = (2, 3, 9, width)
-    w = rng.standard_normal((4, 3, r, r))
-    p = cb.conv_params(r, padding=padding)
-    oh, ow, _, _ = p.output_shape(x_shape[2:], (r, r))
-    assert (-(-ow // m) > BAND_TILES) == (width == 150)
-    dout = rng.standard_normal((2, 4, oh, ow))
+    dout, w, want = _grad_input_reference(r, padding, x_shape)
+    assert (-(-dout.shape[3] // m) > BAND_TILES) == (width == 150)
     kw = dict(padding=padding, method="winograd", m=m)
     got = conv2d_grad_input(dout, w, x_shape, route="col2im", **kw)
-    want = conv2d_grad_input(dout, w, x_shape, padding=padding, method="reference")
     assert got.shape == x_shape and _rel(got, want) < RTOL64[m]
     rot = conv2d_grad_input(dout, w, x_shape, route="rot180", **kw)
     assert _rel(got, rot) < RTOL64[m]
