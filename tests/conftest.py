@@ -98,6 +98,15 @@ def random_like(shape, seed=1, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
 
+def read_only(*arrays):
+    """The arrays, made read-only: shared by several tests (cached), none may alter
+    them for the others, and a method that wrote into its input would raise."""
+    for a in arrays:
+        if a is not None:
+            a.flags.writeable = False
+    return arrays
+
+
 def reference_all(x, w, b, kw):
     """The loop reference's output and gradients for a random ``dout``."""
     y = cb.conv2d_forward(x, w, b, method="reference", **kw)
@@ -111,7 +120,8 @@ def case(request):
     """``(x, w, b, kwargs, y, dout, dx, dw, db)`` for every named case, by the
     reference."""
     x, w, b, kw = make_case(request.param)
-    return (x, w, b, kw, *reference_all(x, w, b, kw))
+    x, w, b = read_only(x, w, b)
+    return (x, w, b, kw, *read_only(*reference_all(x, w, b, kw)))
 
 
 # --------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import read_only
 from threadpoolctl import threadpool_info
 
 import convbook as cb
@@ -50,10 +51,7 @@ def _reference(k):
     want = cb.conv2d_forward(x, w, b, method="reference", **case)
     dout = rng.standard_normal(want.shape)
     rdx, rdw, _ = cb.conv2d_backward(dout, x, w, method="reference", **case)
-    arrays = (x, w, b, dout, want, rdx, rdw)
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
+    return read_only(x, w, b, dout, want, rdx, rdw)
 
 
 @pytest.mark.parametrize("method", [*BATCHED, "auto"])

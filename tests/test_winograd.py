@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from conftest import read_only
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -241,12 +242,6 @@ def test_winograd_dtypes(dtype, rtol):
 PADDINGS = [0, 1, 2, (1, 0), (0, 2), (1, 3), 5, "same", "valid"]
 
 
-def _read_only(*arrays):
-    for a in arrays:
-        a.flags.writeable = False
-    return arrays
-
-
 @functools.cache
 def _layer_and_reference(r, padding):
     """x, w, b, dout and the loops' output and gradients for one kernel size and
@@ -259,7 +254,7 @@ def _layer_and_reference(r, padding):
     want = conv2d_forward(x, w, b, padding=padding, method="reference")
     dout = rng.standard_normal(want.shape)
     grads = conv2d_backward(dout, x, w, padding=padding, method="reference")
-    return _read_only(x, w, b, dout, want, *grads)
+    return read_only(x, w, b, dout, want, *grads)
 
 
 @pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
@@ -362,7 +357,7 @@ def _grad_input_reference(r, padding, x_shape):
     oh, ow, _, _ = cb.conv_params(r, padding=padding).output_shape(x_shape[2:], (r, r))
     dout = rng.standard_normal((2, 4, oh, ow))
     want = conv2d_grad_input(dout, w, x_shape, padding=padding, method="reference")
-    return _read_only(dout, w, want)
+    return read_only(dout, w, want)
 
 
 @pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
