@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import read_only
+from conftest import read_only, reference_all
 from threadpoolctl import threadpool_info
 
 import convbook as cb
@@ -39,19 +39,15 @@ def _arrays(case, n=5):
     x = rng.standard_normal((n, 4, 9, 8))
     w = rng.standard_normal((6, 4 // g, 3, 3))
     b = rng.standard_normal(6)
-    return rng, x, w, b
+    return x, w, b
 
 
 @functools.cache
 def _reference(k):
-    """CASES[k]'s arrays, dout, and the loops' output and gradients, computed once for
+    """CASES[k]'s x, w, b and :func:`conftest.reference_all` of them, computed once for
     the 27 tests of the case below (alone: 21 s with the loops run in each, 4 s so)."""
-    case = CASES[k]
-    rng, x, w, b = _arrays(case)
-    want = cb.conv2d_forward(x, w, b, method="reference", **case)
-    dout = rng.standard_normal(want.shape)
-    rdx, rdw, _ = cb.conv2d_backward(dout, x, w, method="reference", **case)
-    return read_only(x, w, b, dout, want, rdx, rdw)
+    x, w, b = _arrays(CASES[k])
+    return read_only(x, w, b, *reference_all(x, w, b, CASES[k]))
 
 
 @pytest.mark.parametrize("method", [*BATCHED, "auto"])
@@ -60,7 +56,7 @@ def _reference(k):
 @pytest.mark.parametrize("k", range(len(CASES)))
 def test_every_batch_split_gives_the_reference(method, threads, gemm_columns, k):
     case = CASES[k]
-    x, w, b, dout, want, rdx, rdw = _reference(k)
+    x, w, b, want, dout, rdx, rdw, _ = _reference(k)
     # group_numbers=0: gemm_columns alone sizes the groups, down to one sample
     split = dict(gemm_columns=gemm_columns, group_numbers=0, thread_min_work=0)
     with cb.options(threads=threads, **split):
@@ -129,7 +125,7 @@ def test_groups_grow_to_group_numbers_and_even_out_over_threads():
 
 @pytest.mark.parametrize("method", BATCHED)
 def test_a_single_thread_when_the_work_is_small(method):
-    _, x, w, b = _arrays(CASES[0])
+    x, w, b = _arrays(CASES[0])
     with cb.options(threads=2):  # the default threshold, 3e7 multiply-adds
         cb.conv2d_forward(x, w, b, method=method, padding=1)
     assert engine.last_plan().threads == 1
@@ -333,7 +329,7 @@ def test_overlapping_calls_restore_the_blas_threads():
 
 def test_without_threads_the_engine_runs_on_the_calling_thread(monkeypatch):
     """Pyodide in a browser: no thread can start. convbook still imports and runs."""
-    _, x, w, b = _arrays(CASES[0])
+    x, w, b = _arrays(CASES[0])
     want = cb.conv2d_forward(x, w, b, method="reference", padding=1)
     monkeypatch.setattr(engine.sys, "platform", "emscripten")
     with cb.options(threads=2, thread_min_work=0):

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from conftest import read_only
+from conftest import read_only, reference_all
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -244,17 +244,14 @@ PADDINGS = [0, 1, 2, (1, 0), (0, 2), (1, 3), 5, "same", "valid"]
 
 @functools.cache
 def _layer_and_reference(r, padding):
-    """x, w, b, dout and the loops' output and gradients for one kernel size and
+    """x, w, b and :func:`conftest.reference_all` of them for one kernel size and
     padding, computed once for every tile size m (the module: 58 s with the loops run
-    for each m, 27 s so)."""
+    for each m, 28 s so)."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 4, 9, 12))
     w = rng.standard_normal((5, 4, r, r))
     b = rng.standard_normal(5)
-    want = conv2d_forward(x, w, b, padding=padding, method="reference")
-    dout = rng.standard_normal(want.shape)
-    grads = conv2d_backward(dout, x, w, padding=padding, method="reference")
-    return read_only(x, w, b, dout, want, *grads)
+    return read_only(x, w, b, *reference_all(x, w, b, dict(padding=padding)))
 
 
 @pytest.mark.parametrize("r, m", [(3, 2), (3, 4), (3, 6), (5, 2), (5, 4)])
@@ -263,7 +260,7 @@ def test_forward_and_gradients_vs_reference(r, m, padding):
     """F(m, r): the forward pass, the input gradient by the method's default route (an
     r x r correlation of dout padded by r - 1 - P, or the general route where P > r -
     1) and the weight gradient, F(r, m)."""
-    x, w, b, dout, want, rdx, rdw, rdb = _layer_and_reference(r, padding)
+    x, w, b, want, dout, rdx, rdw, rdb = _layer_and_reference(r, padding)
     got = conv2d_forward(x, w, b, padding=padding, method="winograd", m=m)
     assert got.shape == want.shape
     assert _rel(got, want) < RTOL64[m]
