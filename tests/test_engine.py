@@ -177,10 +177,23 @@ def test_wide_rows_rule():
     assert engine.use_wide_rows("grad_input", (1, 8, 28, 28), (8, 8, 5, 5), p1)  # 26
     p2 = cb.conv_params(3, stride=2)
     # at stride 2: plain strided columns for the forward pass and the weight gradient,
-    # wide rows for the col2im input gradient
+    # wide rows for the col2im input gradient where Cg <= OW (7 here)
     assert not engine.use_wide_rows(fw, (1, 128, 28, 28), (128, 128, 3, 3), p2)
     assert not engine.use_wide_rows("grad_weight", (1, 32, 16, 16), (64, 32, 3, 3), p2)
-    assert engine.use_wide_rows("grad_input", (1, 32, 16, 16), (64, 32, 3, 3), p2)
+    assert engine.use_wide_rows("grad_input", (1, 4, 16, 16), (64, 4, 3, 3), p2)
+    assert engine.use_wide_rows("grad_input", (1, 7, 16, 16), (64, 7, 3, 3), p2)
+    # Cg > OW: the strided method's add-back channels last (where use_columns_last
+    # says so) or by rows; a 1 x 1 kernel: no windows overlap
+    assert not engine.use_wide_rows("grad_input", (1, 8, 16, 16), (64, 8, 3, 3), p2)
+    grouped = cb.conv_params(3, stride=2, groups=2)  # Cg = 7 <= OW
+    assert engine.use_wide_rows("grad_input", (1, 14, 16, 16), (64, 7, 3, 3), grouped)
+    one = cb.conv_params(1, stride=2)
+    assert not engine.use_wide_rows("grad_input", (1, 4, 16, 16), (64, 4, 1, 1), one)
+    layer_c = (64, 32, 16, 16), (64, 32, 3, 3), cb.conv_params(3, stride=2, padding=1)
+    assert engine.choose("grad_input", *layer_c, route="col2im") == (
+        "strided",
+        "col2im",
+    )
     with cb.options(wide_rows=False):
         assert not engine.use_wide_rows("grad_input", (1, 1, 28, 28), (1, 1, 3, 3), p1)
 

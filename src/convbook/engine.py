@@ -557,14 +557,24 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     c's forward pass was slower on wide rows in four of the six stored runs that have
     both (wide rows were faster by 2% and 5% in the other two, on the Zen 5 machine,
     one of them on one thread). For the col2im input gradient wide rows also make the
-    KH*KW slice-adds contiguous and paid everywhere but on one layer (within 5%; layer c
-    on Zen 3: 0.84 of the strided time), at any stride; except at stride 1 with ``OW =
-    W`` (:func:`~convbook.methods.strided.rows_shift`), where the strided method adds
+    KH*KW slice-adds contiguous and paid against the strided add-back by rows everywhere
+    but on one layer (within 5%; layer c on Zen 3: 0.84 of the strided time), at any
+    stride; except at stride 1 with ``OW = W``
+    (:func:`~convbook.methods.strided.rows_shift`), where the strided method adds
     shifted rows back, block adds with no junk columns: they took 0.79-0.91 of wide
     rows' time on five 3 x 3 layers (benchmark layers a and b; 16 filters on 8 x 8, 16
     -> 32 on 32 x 32, 32 filters on 56 x 56) and 0.60 and 0.78 on two 1 x 1 ones (64 ->
     256 on 14 x 14, 64 -> 128 on 28 x 28; a 2-core Zen 1 EPYC, paired rounds, 2
-    threads).
+    threads). Nor at a stride above 1 with more channels a group than output columns
+    (``Cg > OW``), where the strided method adds back channels last
+    (:func:`~convbook.methods.strided.use_columns_last`; by rows on planes 4 KB apart),
+    nor for a 1 x 1 kernel, whose windows do not overlap. There wide rows took, in
+    float32, 0.96-1.58 of the strided time on seven 3 x 3 stride-2 layers (benchmark
+    layer c 1.35 and 1.13 in two runs, the digits network's 1.20, 64 on 8 x 8 1.30, 16
+    -> 32 on 16 x 16 1.05, 128 -> 256 on 14 x 14 1.02, 64 -> 128 on 24 x 24 1.58, 64
+    on 56 x 56 0.96), 0.99 with 4 KB planes (64 -> 128 on 32 x 32), 1.21-1.33 on three
+    1 x 1 stride-2 layers; in float64 1.04-1.67 on six of these (the same Zen 1, paired
+    rounds, 2 threads).
 
     The stride-1 rule for the forward pass and the weight gradient holds where the BLAS
     runs AVX-512 kernels (:func:`blas_avx512`): on benchmark layer b, wide rows' forward
@@ -593,6 +603,9 @@ def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bo
     if pass_ == "grad_input":
         from .methods.strided import rows_shift
 
+        (kh, kw), cg = w_shape[2:], x_shape[1] // p.groups
+        if kh * kw == 1 or (p.stride != (1, 1) and cg > ow):
+            return False  # no overlap to add; or the strided add-back channels last
         return not rows_shift(x_shape, w_shape[2:], p)
     if p.stride != (1, 1):
         return False
