@@ -601,6 +601,12 @@ def main(argv=None):
         "default) or as glibc sets it (page faults depend on what ran before)",
     )
     parser.add_argument(
+        "--audit",
+        action="store_true",
+        help="time every method and route that method='auto' could pick against its "
+        "pick, pass by pass, and mark where another was faster (convbook.benchaudit)",
+    )
+    parser.add_argument(
         "--compare",
         nargs=2,
         metavar=("OLD", "NEW"),
@@ -617,6 +623,8 @@ def main(argv=None):
     for w in env_warnings():
         print("WARNING: " + w, file=sys.stderr)
     malloc = pin_malloc() if args.malloc == "pinned" else None
+    if args.audit:
+        return _audit(parser, args, table, shapes)
     try:
         result = run(
             shapes,
@@ -629,6 +637,29 @@ def main(argv=None):
         parser.error(str(exc))
     result["machine"]["malloc"] = malloc or "default"
     print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+    return result
+
+
+def _audit(parser, args, table, shapes):
+    from .benchaudit import audit, format_audit
+
+    unknown = [s for s in shapes if s not in table]
+    if unknown:
+        parser.error(f"unknown shapes {unknown}; choose from {sorted(table)}")
+    try:
+        with threads_held(args.threads):
+            result = audit(
+                {name: table[name] for name in shapes},
+                repeat=args.repeat,
+                threads=args.threads,
+                log=lambda s: print(s, file=sys.stderr),
+            )
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(format_audit(result))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
