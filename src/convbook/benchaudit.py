@@ -3,9 +3,10 @@ route that ``auto`` could pick, timed against ``auto``'s own pick.
 
 The rules behind ``auto`` (:func:`convbook.engine.choose`) were measured on the machines
 that built the book, and a new machine, BLAS or NumPy can move them: on a 2-core Zen 1
-EPYC the input gradient of stride-2 layers ran 1.2-1.6 times slower on wide rows than on
-the strided method, which had learned to add back channels last since the rule was
-measured (:func:`convbook.engine.use_wide_rows`). ``python -m convbook.bench --audit``
+EPYC the input gradient of seven stride-2 layers took up to 1.58 times as long on the
+wide rows the rule picked as on the strided method (median 1.13-1.20), which had learned
+to add back channels last since the rule was measured
+(:func:`convbook.engine.use_wide_rows`). ``python -m convbook.bench --audit``
 prints, per layer and pass, each candidate's time as a ratio to ``auto``'s, measured in
 interleaved rounds, and marks those below ``MARGIN``. The candidate that *is* ``auto``'s
 pick (``=`` in the table) shows the noise and the cost of ``auto``'s dispatch, a few
