@@ -197,5 +197,5 @@ def format_audit(result, margin=MARGIN):
         lines.append(f"auto missed a faster candidate {len(missed)} time(s):")
         lines += [f"  {n} {p}: {label} {r:.2f}" for n, p, label, r in missed]
     else:
-        lines.append(f"auto's pick was within {margin} of the fastest on every pass")
+        lines.append(f"no candidate took under {margin} of auto's time on any pass")
     return "\n".join(lines)
