@@ -24,7 +24,7 @@ def test_every_pass_times_every_candidate_against_auto(quick_audit):
         x_shape, w_shape = (s.n, s.c, s.hw, s.hw), (s.f, s.c, s.k, s.k)
         p = conv_params(s.k, stride=s.stride, padding=s.padding)
         for pass_, row in layer.items():
-            labels = benchaudit.candidates(pass_, s.k, s.stride)
+            labels = benchaudit.candidates(pass_, w_shape, p)
             assert list(row["ratios"]) == list(row["spread"]) == list(labels)
             method, route = engine.choose(pass_, x_shape, w_shape, p)
             assert row["auto"] == [method, route] and row["auto_s"] > 0
@@ -36,14 +36,24 @@ def test_every_pass_times_every_candidate_against_auto(quick_audit):
 
 
 def test_candidates_are_what_auto_can_pick():
-    assert benchaudit.candidates("forward", 3, 1) == {
+    w3, w5, w7 = (8, 4, 3, 3), (8, 4, 5, 5), (8, 4, 7, 7)
+    assert benchaudit.candidates("forward", w3, conv_params(3)) == {
         "strided": ("strided", None),
         "wide": ("wide", None),
         "winograd": ("winograd", None),
     }
-    assert set(benchaudit.candidates("grad_weight", 3, 2)) == {"strided", "wide"}
-    assert set(benchaudit.candidates("grad_weight", 7, 1)) == {"strided", "wide"}
-    routes = benchaudit.candidates("grad_input", 5, 1)
+    # Winograd only where the engine's rules let it compute the layer
+    for w_shape, p in [
+        (w3, conv_params(3, stride=2)),
+        (w7, conv_params(7)),
+        (w3, conv_params(3, dilation=2)),
+        ((8, 2, 3, 3), conv_params(3, groups=2)),
+    ]:
+        assert set(benchaudit.candidates("grad_weight", w_shape, p)) == {
+            "strided",
+            "wide",
+        }
+    routes = benchaudit.candidates("grad_input", w5, conv_params(5))
     assert len(routes) == 6 and routes["winograd/col2im"] == ("winograd", "col2im")
 
 

@@ -394,11 +394,17 @@ def run(
         )
 
 
-def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threads):
+def _selected(shapes, quick):
+    """``{key: Shape}`` for the keys asked for; a ValueError names any unknown one."""
     table = QUICK_SHAPES if quick else SHAPES
     unknown = [s for s in shapes if s not in table]
     if unknown:
         raise ValueError(f"unknown shapes {unknown}; choose from {sorted(table)}")
+    return {key: table[key] for key in shapes}
+
+
+def _run(shapes, repeat, quick, seed, memory, log, digits, engine_threads, threads):
+    table = _selected(shapes, quick)
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     log = log or (lambda *a: None)
@@ -624,7 +630,7 @@ def main(argv=None):
         print("WARNING: " + w, file=sys.stderr)
     malloc = pin_malloc() if args.malloc == "pinned" else None
     if args.audit:
-        return _audit(parser, args, table, shapes)
+        return _audit(parser, args, shapes)
     try:
         result = run(
             shapes,
@@ -643,16 +649,13 @@ def main(argv=None):
     return result
 
 
-def _audit(parser, args, table, shapes):
+def _audit(parser, args, shapes):
     from .benchaudit import audit, format_audit
 
-    unknown = [s for s in shapes if s not in table]
-    if unknown:
-        parser.error(f"unknown shapes {unknown}; choose from {sorted(table)}")
     try:
         with threads_held(args.threads):
             result = audit(
-                {name: table[name] for name in shapes},
+                _selected(shapes, args.quick),
                 repeat=args.repeat,
                 threads=args.threads,
                 log=lambda s: print(s, file=sys.stderr),

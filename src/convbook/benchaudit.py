@@ -15,14 +15,12 @@ microseconds a call: it is never counted as a miss.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from . import engine
+from .bench import _median_time
 from .conv import ROUTES, conv2d_forward, conv2d_grad_input, conv2d_grad_weight
 from .shapes import conv_params
-from .winograd import LAYER_TILES
 
 __all__ = [
     "MARGIN",
@@ -44,21 +42,22 @@ MARGIN = 0.9
 TURN_S = 0.03
 
 
-def candidates(pass_, kernel, stride):
+def candidates(pass_, w_shape, p):
     """What ``auto`` can pick for one pass: ``{label: (method, route)}``.
 
-    The strided method and wide rows always, Winograd for 3x3 and 5x5 kernels at stride
-    1; for the input gradient each by both routes.
+    The strided method and wide rows always, Winograd where it computes the layer (the
+    test :func:`convbook.engine.choose` applies); for the input gradient each by both
+    routes.
 
     Examples
     --------
-    >>> list(candidates("forward", 3, 2))
+    >>> list(candidates("forward", (8, 4, 3, 3), conv_params(3, stride=2)))
     ['strided', 'wide']
-    >>> list(candidates("grad_input", 3, 1))[-2:]
+    >>> list(candidates("grad_input", (8, 4, 3, 3), conv_params(3)))[-2:]
     ['winograd/col2im', 'winograd/rot180']
     """
     methods = ["strided", "wide"]
-    if kernel in LAYER_TILES and stride == 1:
+    if engine._winograd_fits(w_shape, p):
         methods.append("winograd")
     if pass_ == "grad_input":
         return {f"{m}/{r}": (m, r) for m in methods for r in ROUTES}
@@ -75,16 +74,6 @@ def _pass_fn(pass_, method, route, x, w, dout, kw, threads):
             return conv2d_grad_input(dout, w, x.shape, **kw, method=method, route=route)
 
     return fn
-
-
-def _turn(fn, calls):
-    """The median of ``calls`` back-to-back calls of ``fn`` (seconds)."""
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def audit(shapes, *, repeat=5, dtype=np.float32, seed=0, threads=None, log=None):
@@ -124,17 +113,18 @@ def audit(shapes, *, repeat=5, dtype=np.float32, seed=0, threads=None, log=None)
         layer = result["shapes"][name] = {}
         for pass_ in PASSES:
             fns = {"auto": _pass_fn(pass_, "auto", None, x, w, dout, kw, threads)}
-            for label, (method, route) in candidates(pass_, s.k, s.stride).items():
+            for label, (method, route) in candidates(pass_, w.shape, p).items():
                 fns[label] = _pass_fn(pass_, method, route, x, w, dout, kw, threads)
             calls = {}
             for label, fn in fns.items():  # warm-up; a second call sets the turn
                 fn()
-                calls[label] = max(1, min(50, int(TURN_S / max(_turn(fn, 1), 1e-6))))
+                once = max(_median_time(fn, 1), 1e-6)
+                calls[label] = max(1, min(50, int(TURN_S / once)))
             times = {label: [] for label in fns}
             order = list(fns)
             for k in range(repeat):  # each round starts one further along the list
                 for label in order[k % len(order) :] + order[: k % len(order)]:
-                    times[label].append(_turn(fns[label], calls[label]))
+                    times[label].append(_median_time(fns[label], calls[label]))
             ratios = {label: np.divide(t, times["auto"]) for label, t in times.items()}
             del ratios["auto"]
             pick = engine.choose(pass_, x.shape, w.shape, p)
@@ -176,7 +166,6 @@ def format_audit(result, margin=MARGIN):
     lines = [
         f"method='auto' against every candidate, {result['dtype']}, median of "
         f"{result['repeat']} interleaved rounds: time / auto's time "
-        f""
         f"(= auto's own pick; < {margin}: marked)"
     ]
     missed = faster_than_auto(result, margin)
