@@ -81,20 +81,14 @@ class Options:
         more samples than ``gemm_columns`` asks for while they fit, since every group
         costs its own copies and calls. With threads, a group holds at most a quarter of
         the batch on two threads, so that no more than half the batch's column matrix
-        exists at once. On the 2-core Zen 3 machine (paired rounds, 2 threads),
-        640,000 (2.5 MB in float32) took layer b's training step from 1 to 2 samples a
-        group, 0.87-0.88 of the time; twice as many numbers lost on b and e (1.01-1.02).
-        Benchmark layer c (64 samples of 8 x 8 outputs) goes from groups of 8 to 16:
-        0.90-0.91 of the time forward, 0.92-0.95 for a training step; one group of 32 a
-        thread took 0.86 and 0.93, but held the whole batch's columns (peak memory 4.0
-        times the input forward, against 2.3 for the column matrix and 0.5 for the
-        output). A forward pass that writes each product straight into the batch's
-        output (the strided method's, ``PRODUCTS_INTO_OUT``) holds only its columns, so
-        there they alone count: on the same machine that took layer b from 2 to 4
-        samples a group, 0.86-0.88 of the forward time and 0.97 of a training step
-        (paired rounds, 2 threads; 0.89-0.90 forward in two earlier sets), while a 3 ->
-        64 first layer (2 to 4 samples) and 8 -> 16 channels on 32 x 32 (7 to 8) moved
-        within their spread (0.97-1.01). ``0``: ``gemm_columns`` alone decides.
+        exists at once. A forward pass that writes each product straight into the
+        batch's output (the strided method's, ``PRODUCTS_INTO_OUT``) holds only its
+        columns, so there they alone count. ``0``: ``gemm_columns`` alone decides. On
+        the 2-core Zen 3 machine (paired rounds, 2 threads), 640,000 (2.5 MB in float32)
+        took layer b's training step from 1 to 2 samples a group, 0.87-0.88 of the time,
+        and layer c's from 8 to 16, 0.90-0.91 forward and 0.92-0.95 a step; twice as
+        many numbers lost on b and e (1.01-1.02). Counting the columns alone took b's
+        forward pass from 2 to 4 samples a group, 0.86-0.90 of the time.
     wide_rows : bool
         Whether ``method="auto"`` may pick wide rows (:mod:`convbook.methods.wide`).
     blas_avx512 : bool or None
@@ -544,50 +538,27 @@ def forward_columns(rows, opts: Options | None = None):
 def use_wide_rows(pass_, x_shape, w_shape, p, opts: Options | None = None) -> bool:
     """Whether wide rows (:mod:`convbook.methods.wide`) run this pass: a measured rule.
 
-    Wide rows make the copy into the column matrix cheap but add ``(Wq - OW)/OW`` more
-    columns to the product, whose cost grows with ``F`` (the copy's does not). At stride
-    1, for the forward pass and the weight gradient, wide rows paid where ``F * (Wq -
-    OW) / OW < 8`` and the junk is at most 1/8 of the columns (3-channel, 16-filter and
-    64-filter 3x3 layers), and lost up to about 10% on a 128-filter layer and a 5x5
-    unpadded one. At stride > 1 the plain copy reads every S-th number, yet the plain
-    strided method was as fast or faster for those two passes: on the 2-core Zen 3
-    machine, wide rows took 0.99-1.17 times as long (forward) and 1.05-1.16 (weight
-    gradient) on five stride-2 layers (benchmark layer c, the digits network's, 3 -> 32,
-    64 -> 128 and 128 -> 256 channels; paired rounds, 2 threads), and benchmark layer
-    c's forward pass was slower on wide rows in four of the six stored runs that have
-    both (wide rows were faster by 2% and 5% in the other two, on the Zen 5 machine,
-    one of them on one thread). For the col2im input gradient wide rows also make the
-    KH*KW slice-adds contiguous and paid against the strided add-back by rows everywhere
-    but on one layer (within 5%; layer c on Zen 3: 0.84 of the strided time), at any
-    stride; except at stride 1 with ``OW = W``
-    (:func:`~convbook.methods.strided.rows_shift`), where the strided method adds
-    shifted rows back, block adds with no junk columns: they took 0.79-0.91 of wide
-    rows' time on five 3 x 3 layers (benchmark layers a and b; 16 filters on 8 x 8, 16
-    -> 32 on 32 x 32, 32 filters on 56 x 56) and 0.60 and 0.78 on two 1 x 1 ones (64 ->
-    256 on 14 x 14, 64 -> 128 on 28 x 28; a 2-core Zen 1 EPYC, paired rounds, 2
-    threads). Nor at a stride above 1 with more channels a group than output columns
-    (``Cg > OW``), where the strided method adds back channels last
-    (:func:`~convbook.methods.strided.use_columns_last`; by rows on planes 4 KB apart),
-    nor for a 1 x 1 kernel, whose windows do not overlap. There wide rows took, in
-    float32, 0.96-1.58 of the strided time on seven 3 x 3 stride-2 layers (benchmark
-    layer c 1.35 and 1.13 in two runs, the digits network's 1.20, 64 on 8 x 8 1.30, 16
-    -> 32 on 16 x 16 1.05, 128 -> 256 on 14 x 14 1.02, 64 -> 128 on 24 x 24 1.58, 64
-    on 56 x 56 0.96), 0.99 with 4 KB planes (64 -> 128 on 32 x 32), 1.21-1.33 on three
-    1 x 1 stride-2 layers; in float64 1.04-1.67 on six of these (the same Zen 1, paired
-    rounds, 2 threads).
+    Wide rows copy a row of the column matrix in one block but add ``(Wq - OW)/OW``
+    junk columns to the product, whose cost grows with ``F``. The times are wide rows'
+    over the strided method's, in paired rounds on 2 threads.
 
-    The stride-1 rule for the forward pass and the weight gradient holds where the BLAS
-    runs AVX-512 kernels (:func:`blas_avx512`): on benchmark layer b, wide rows' forward
-    pass took 0.66-0.75 of the strided method's time in the four stored runs on such
-    machines, and 1.01-1.27 in the three on AVX2 ones (OpenBLAS's Haswell kernel; 1.43
-    in a fourth, on Zen 1, where the strided method copies shifted rows). On
-    the 2-core Zen 3 (Haswell kernel; paired rounds, 2 threads) wide rows took 1.01-1.20
-    times as long forward and 1.07-1.38 for the weight gradient on five stride-1 layers
-    (layer b; 8 -> 16 channels, 32 x 32; 3 -> 64, 64 x 64; 1 x 1, 64 -> 128, 28 x 28;
-    a 7 x 7 3 -> 64 stem, 112 x 112), so on AVX2 kernels they take the input gradient
-    only. These runs predate the strided method's shifted rows, which, like wide rows,
-    copy a row in one block but without junk columns; they have not been measured on an
-    AVX-512 machine, where the rule stands as measured.
+    * Forward pass and weight gradient: at stride 1, where ``F * (Wq - OW) < 8 * OW``
+      and at most 1/8 of the columns are junk, and only on AVX-512 BLAS kernels
+      (:func:`blas_avx512`). Benchmark layer b's forward pass: 0.66-0.75 in the four
+      stored runs on AVX-512 machines, 1.01-1.43 in the four on AVX2 ones. On the
+      2-core Zen 3 (AVX2): 1.01-1.20 forward and 1.07-1.38 for the weight gradient on
+      five stride-1 layers, 0.99-1.17 and 1.05-1.16 on five stride-2 ones. The AVX-512
+      runs predate the strided method's shifted rows.
+    * Input gradient (col2im): the slice-adds become contiguous, which beat the strided
+      add-back by rows (within 5% on one layer; 0.84 on layer c, Zen 3), but not where
+      the strided method adds back better. Shifted rows, at stride 1 with ``OW = W``
+      (:func:`~convbook.methods.strided.rows_shift`), took 0.60-0.91 of wide rows'
+      time on seven layers; channels last, at a stride above 1 with ``Cg > OW``
+      (:func:`~convbook.methods.strided.use_columns_last`): wide rows 0.96-1.58 on
+      seven 3 x 3 layers in float32 (0.99 where planes lie 4 KB apart), 1.04-1.67 on
+      six in float64; a 1 x 1 kernel, whose windows do not overlap: 1.21-1.33 at
+      stride 2 (2-core Zen 1).
+    * Never where a sample's row of the column matrix holds fewer than 16 numbers.
     """
     opts = opts or current_options()
     if not opts.wide_rows:
