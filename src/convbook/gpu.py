@@ -82,35 +82,10 @@ def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
              [37., 43.]]]])
     """
     xp = array_module(x, w, b)
-    for name, a in (("x", x), ("w", w)):
-        if getattr(a, "ndim", None) != 4:
-            raise ValueError(
-                f"expected {name} of 4 dimensions, "
-                f"got shape {getattr(a, 'shape', None)}"
-            )
-        if np.dtype(a.dtype).kind != "f":
-            raise TypeError(
-                f"{name} must be a float16/32/64 array, got dtype {a.dtype}; "
-                "convert it first"
-            )
-    if array_module(x) is not array_module(w) or (
-        b is not None and array_module(b) is not array_module(x)
-    ):
-        raise TypeError(
-            "x, w and b must live on the same device (all NumPy or all CuPy arrays)"
-        )
+    p = _checked(x, w, b, stride, padding, dilation, groups)  # errors name the shapes
     n, c, h, wd = x.shape
     f, cg, kh, kw = w.shape
-    p = conv_params(
-        (kh, kw), stride=stride, padding=padding, dilation=dilation, groups=groups
-    )
-    check_channels(x.shape, w.shape, p.groups)
-    if b is not None and tuple(b.shape) != (f,):
-        raise ValueError(
-            f"expected b of shape ({f},) to match w's {f} filters, got {tuple(b.shape)}"
-        )
-    shape = p.output_shape((h, wd), (kh, kw))
-    oh, ow = shape.oh, shape.ow
+    oh, ow, _, _ = p.output_shape((h, wd), (kh, kw))
     (sh, sw), (dh, dw) = p.stride, p.dilation
     pt, pb, pl, pr = p.padding
     g = p.groups
@@ -136,6 +111,37 @@ def conv2d_forward_xp(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1
     if b is not None:
         out += b.astype(dtype, copy=False).reshape(1, f, 1, 1)
     return out
+
+
+def _checked(x, w, b, stride, padding, dilation, groups):
+    """The layer's :class:`~convbook.shapes.ConvParams`, after checking the arrays."""
+    for name, a in (("x", x), ("w", w)):
+        if getattr(a, "ndim", None) != 4:
+            raise ValueError(
+                f"expected {name} of 4 dimensions, "
+                f"got shape {getattr(a, 'shape', None)}"
+            )
+        if np.dtype(a.dtype).kind != "f":
+            raise TypeError(
+                f"{name} must be a float16/32/64 array, got dtype {a.dtype}; "
+                "convert it first"
+            )
+    if array_module(x) is not array_module(w) or (
+        b is not None and array_module(b) is not array_module(x)
+    ):
+        raise TypeError(
+            "x, w and b must live on the same device (all NumPy or all CuPy arrays)"
+        )
+    f = w.shape[0]
+    p = conv_params(
+        w.shape[2:], stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    check_channels(x.shape, w.shape, p.groups)
+    if b is not None and tuple(b.shape) != (f,):
+        raise ValueError(
+            f"expected b of shape ({f},) to match w's {f} filters, got {tuple(b.shape)}"
+        )
+    return p
 
 
 def benchmark(repeat=20):  # pragma: no cover - needs CuPy, a GPU and PyTorch with CUDA
