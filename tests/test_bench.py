@@ -2,6 +2,7 @@
 never tested)."""
 
 import copy
+import functools
 import html.parser
 import json
 import os
@@ -306,12 +307,49 @@ def test_every_stored_run_the_chapter_reads_is_checked_below():
     assert named <= {p.name for p in STORED_RUNS.glob("bench-*.json")}
 
 
+def test_read_run_stops_on_what_the_chapter_relies_on(tmp_path):
+    """Each check of ``read_run`` fails alone on a stored run changed in one place."""
+    path = STORED_RUNS / "bench-epyc-zen1-run1.json"
+    good = json.loads(path.read_text(encoding="utf-8"))
+    assert bench.read_run(path) == good
+
+    cases = [  # (the error, where in the run, what changes there)
+        ("baseline is 'fastest', not 'torch'", (), {"baseline": "fastest"}),
+        (
+            "machine.env is .*'OPENBLAS_CORETYPE': 'Haswell'",
+            ("machine", "env"),
+            {"OPENBLAS_CORETYPE": "Haswell"},
+        ),
+        (
+            r"a torch forward_ratio 1.1 \(1.1-1.1\)$",
+            ("shapes", "a", "methods", "torch"),
+            {"forward_ratio": 1.1, "forward_ratio_min": 1.1, "forward_ratio_max": 1.1},
+        ),
+        (
+            r"b strided train_ratio 1.0 \(1.2-",
+            ("shapes", "b", "methods", "strided"),
+            {"train_ratio": 1.0, "train_ratio_min": 1.2},
+        ),
+        (
+            "c wide: error 2.0e-03 against PyTorch$",
+            ("shapes", "c", "methods", "wide"),
+            {"train_max_rel_diff": 2e-3},
+        ),
+    ]
+    for message, where, change in cases:
+        run = copy.deepcopy(good)
+        functools.reduce(dict.__getitem__, where, run).update(change)
+        changed = tmp_path / "run.json"
+        changed.write_text(json.dumps(run), encoding="utf-8")
+        with pytest.raises(ValueError, match=f"^{re.escape(str(changed))}: {message}"):
+            bench.read_run(changed)
+
+
 @pytest.mark.parametrize(
     "name", sorted(p.name for p in STORED_RUNS.glob("bench-*.json"))
 )
 def test_html_table_of_the_stored_runs(name):
-    path = STORED_RUNS / name
-    stored = json.loads(path.read_text(encoding="utf-8"))
+    stored = bench.read_run(STORED_RUNS / name)  # every stored run passes its checks
     n = len(bench.HTML_COLUMNS)
     body = _parse(bench.html_table(stored, tuple(bench.HTML_COLUMNS))).rows[1:]
     assert len(body) == sum(len(s["methods"]) for s in stored["shapes"].values())

@@ -54,17 +54,19 @@ from .benchenv import (  # the machine: its BLAS, threads and load
     pin_malloc,
     threads_held,
 )
-from .benchreport import (  # the result read: tables and pictures
+from .benchreport import (  # the result read: checks, tables and pictures
     FAST_METHODS,
     HTML_COLUMNS,
     METHOD_COLORS,
     METHOD_ORDER,
+    UNSET_ENV,
     best_ratio,
     compare,
     format_table,
     html_table,
     machine_change,
     plot_result,
+    read_run,
 )
 from .winograd import LAYER_TILES
 
@@ -76,6 +78,7 @@ __all__ = [
     "blas_info",
     "peak_memory",
     "run",
+    "read_run",
     "best_ratio",
     "machine_change",
     "format_table",
@@ -87,6 +90,7 @@ __all__ = [
     "METHOD_ORDER",
     "FAST_METHODS",
     "HTML_COLUMNS",
+    "UNSET_ENV",
 ]
 
 

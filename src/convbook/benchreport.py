@@ -4,9 +4,13 @@ and pictures (:mod:`convbook.bench` measures; the chapter "How fast is it?" read
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 __all__ = [
+    "read_run",
     "best_ratio",
     "machine_change",
     "format_table",
@@ -17,7 +21,42 @@ __all__ = [
     "METHOD_ORDER",
     "FAST_METHODS",
     "HTML_COLUMNS",
+    "UNSET_ENV",
 ]
+
+#: OpenBLAS's two variables as every stored run must record them: unset (they can
+#: force a slower kernel; a benchmark command unsets them, ``env -u ...``)
+UNSET_ENV = {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
+
+
+def read_run(path):
+    """A stored run (``--json``), checked as the chapter "How fast is it?" reads it.
+
+    Each check is a ValueError that names the file and what broke: the ratios are
+    against PyTorch measured in the same run (``baseline``), whose own ratio is 1;
+    every spread brackets its ratio; the run unset OpenBLAS's two variables
+    (:data:`UNSET_ENV`); and every method's forward pass and gradients agree with
+    PyTorch's to float32 rounding (under ``1e-3`` of the largest entry).
+    """
+    run = json.loads(Path(path).read_text(encoding="utf-8"))
+    problems = []
+    if run.get("baseline") != "torch":
+        problems.append(f"baseline is {run.get('baseline')!r}, not 'torch'")
+    if run["machine"].get("env") != UNSET_ENV:
+        problems.append(f"machine.env is {run['machine'].get('env')}, not unset")
+    for name, layer in run["shapes"].items():
+        for method, r in layer["methods"].items():
+            for key in ("forward_ratio", "train_ratio"):
+                low, high = r.get(key + "_min", r[key]), r.get(key + "_max", r[key])
+                bracketed = 0 < low <= r[key] <= high
+                if not bracketed or (method == "torch" and r[key] != 1):
+                    problems.append(f"{name} {method} {key} {r[key]} ({low}-{high})")
+            error = max(r["max_rel_diff"], r.get("train_max_rel_diff", 0.0))
+            if not error < 1e-3:
+                problems.append(f"{name} {method}: error {error:.1e} against PyTorch")
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
+    return run
 
 
 def best_ratio(layer, pass_):
