@@ -351,6 +351,21 @@ def _check_animations(page) -> list[str]:
     return problems
 
 
+def _check_code_fits(page) -> list[str]:
+    """No code block or printed output scrolls sideways (the window is 1280 px wide).
+
+    Code is written at 88 columns (ruff), and book/_static/convbook.css sizes it so
+    that 88 columns fit the narrowest block; printed text wraps, as in JupyterLab.
+    """
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('.bd-article pre')]
+            .filter(e => e.scrollWidth > e.clientWidth + 1)
+            .map(e => `${e.scrollWidth} px in ${e.clientWidth}: ` + e.textContent
+                .split('\\n').reduce((a, l) => (l.length > a.length ? l : a), ''))"""
+    )
+    return [f"scrolls sideways: {w}" for w in wide]
+
+
 def _check_edition(page, rel: str) -> list[str]:
     """The page's language, and the Chinese edition's translated part captions."""
     folder, _ = _edition(rel)
@@ -393,7 +408,8 @@ def test_page_in_browser(browser, server, rel):
 
 def _problems(browser, server: str, rel: str) -> list[str]:
     """Everything wrong with one page of the built book, in a context of its own."""
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    # 1280 px: a laptop's window, where the page's contents column still shows
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     console_errors, page_errors, failed, external = [], [], [], []
 
@@ -438,6 +454,7 @@ def _problems(browser, server: str, rel: str) -> list[str]:
             f"broken link: {b}" for b in _check_local_links(page, server, HTML / rel)
         ]
         problems += _check_edition(page, rel)
+        problems += _check_code_fits(page)
         page.wait_for_timeout(200)
         problems += [f"console error: {e}" for e in console_errors]
         problems += [f"uncaught exception: {e}" for e in page_errors]

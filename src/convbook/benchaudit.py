@@ -165,8 +165,8 @@ def format_audit(result, margin=MARGIN):
     """The audit as text: a line per layer and pass, then what ``auto`` missed."""
     lines = [
         f"method='auto' against every candidate, {result['dtype']}, median of "
-        f"{result['repeat']} interleaved rounds: time / auto's time "
-        f"(= auto's own pick; < {margin}: marked)"
+        f"{result['repeat']} interleaved rounds:",
+        f"time / auto's time (=: auto's own pick; <: under {margin}, marked)",
     ]
     missed = faster_than_auto(result, margin)
     marked = {(n, p, label) for n, p, label, _ in missed}
@@ -179,9 +179,8 @@ def format_audit(result, margin=MARGIN):
                 for label, r in row["ratios"].items()
             )
             ms = row["auto_s"] * 1e3
-            lines.append(
-                f"{name:5} {pass_:11} auto={row['pick']:15} {ms:8.3f} ms; {cells}"
-            )
+            lines.append(f"{name:5} {pass_:11} auto={row['pick']:15} {ms:8.3f} ms")
+            lines.append(f"{'':6}{cells}")  # within 88 columns for four candidates
     if missed:
         lines.append(f"auto missed a faster candidate {len(missed)} time(s):")
         lines += [f"  {n} {p}: {label} {r:.2f}" for n, p, label, r in missed]
