@@ -7,10 +7,12 @@ request, no request to the internet (matplotlib's to_jshtml player links a FontA
 stylesheet from a CDN: convbook.plotting strips it, the theme's own icons draw the
 buttons), no local link to a missing file or anchor, maths typeset by the vendored
 MathJax without errors, saved widget state drawn by the vendored widget manager, every
-`to_jshtml` animation playing when Play is clicked, the page's language (`lang="zh-CN"`
-and the translated part captions in the Chinese edition), and one language switch that
-lands on the same page in the other edition. Also: the switch carries the section anchor
-along and works from `file://`, and Chinese search finds Chinese words (jieba).
+`to_jshtml` animation playing when Play is clicked, no code block, printed output or
+displayed equation scrolling sideways in a 1280-px window, the page's language
+(`lang="zh-CN"` and the translated part captions in the Chinese edition), and one
+language switch that lands on the same page in the other edition. Also: the switch
+carries the section anchor along and works from `file://`, and Chinese search finds
+Chinese words (jieba).
 
 Each check has PAGE_DEADLINE_S to finish: playwright's `evaluate` and `close` have no
 timeout of their own, and once a page's check never returned (a CI run waited on it for
@@ -351,17 +353,22 @@ def _check_animations(page) -> list[str]:
     return problems
 
 
-def _check_code_fits(page) -> list[str]:
-    """No code block or printed output scrolls sideways (the window is 1280 px wide).
+def _check_fits(page) -> list[str]:
+    """No code block, printed output or displayed equation scrolls sideways (the
+    window is 1280 px wide).
 
     Code is written at 88 columns (ruff), and book/_static/convbook.css sizes it so
-    that 88 columns fit the narrowest block; printed text wraps, as in JupyterLab.
+    that 88 columns fit the narrowest block; printed text wraps, as in JupyterLab; a
+    long equation is broken into lines (``aligned``).
     """
     wide = page.evaluate(
-        """() => [...document.querySelectorAll('.bd-article pre')]
+        """() => [...document.querySelectorAll(
+                '.bd-article pre, .bd-article mjx-container[display="true"]')]
             .filter(e => e.scrollWidth > e.clientWidth + 1)
-            .map(e => `${e.scrollWidth} px in ${e.clientWidth}: ` + e.textContent
-                .split('\\n').reduce((a, l) => (l.length > a.length ? l : a), ''))"""
+            .map(e => `${e.tagName.toLowerCase()}: ${e.scrollWidth} px in `
+                + `${e.clientWidth}: ` + (e.tagName === 'PRE' ? e.textContent
+                .split('\\n').reduce((a, l) => (l.length > a.length ? l : a), '')
+                : e.textContent.slice(0, 80)))"""
     )
     return [f"scrolls sideways: {w}" for w in wide]
 
@@ -454,7 +461,7 @@ def _problems(browser, server: str, rel: str) -> list[str]:
             f"broken link: {b}" for b in _check_local_links(page, server, HTML / rel)
         ]
         problems += _check_edition(page, rel)
-        problems += _check_code_fits(page)
+        problems += _check_fits(page)
         page.wait_for_timeout(200)
         problems += [f"console error: {e}" for e in console_errors]
         problems += [f"uncaught exception: {e}" for e in page_errors]
