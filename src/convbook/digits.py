@@ -113,9 +113,10 @@ def network(*, rng=0, dtype=np.float64, method="auto"):
     rng : None, int or numpy.random.Generator
         Seeds the initial weights (PyTorch's default initialisation).
     dtype : numpy float dtype
-    method : {"strided", "tutorial", "reference", "winograd"}
-        How the layers compute; ``"winograd"`` (stride 1 only) applies to
-        the first layer, the others then use ``"strided"``.
+    method : {"auto", "strided", "wide", "tutorial", "reference", "winograd"}
+        How the layers compute (``"auto"``: each pass as :func:`convbook.engine.choose`
+        picks); ``"winograd"`` (stride 1 only) applies to the first layer, the others
+        then use ``"strided"``.
 
     Examples
     --------

@@ -6,11 +6,10 @@
 
 * :mod:`~convbook.methods.reference`: loops over the definition, obviously right;
 * :mod:`~convbook.methods.tutorial`: the source tutorial's route, im2col by a loop and
-  one
-  matrix product;
+  one matrix product;
 * :mod:`~convbook.methods.strided`: the column matrix from a strided view, the whole
-  layer
-  on one page;
+  layer on one page;
 * :mod:`~convbook.methods.wide`: the strided method on "wide rows", cheaper to copy;
-* :mod:`~convbook.methods.winograd`: Winograd's F(m x m, 3 x 3) tiles over a batch.
+* :mod:`~convbook.methods.winograd`: Winograd's F(m x m, r x r) tiles over a batch,
+  for 3 x 3 and 5 x 5 kernels.
 """
