@@ -311,9 +311,10 @@ def _buffer_here(sets, engine_first):
 def untouched_buffer(sets=20):
     """The 36 products ``(64, 64) @ (64, 64)`` of a Winograd layer-a sample, float32,
     in new Python processes on one BLAS thread: seconds a set (the fastest of ``sets``)
-    at first, the page faults of one product one column wider, ``(64, 64) @ (64,
-    72)``, and the seconds a set after it. The fastest, because the state measured
-    lasts for every call while other work beside the process only adds time.
+    at first, the page faults of one product eight columns wider, ``(64, 64) @ (64,
+    72)`` (its packed block one page longer), and the seconds a set after it. The
+    fastest, because the state measured lasts for every call while other work beside
+    the process only adds time.
 
     ``{"new": ..., "engine first": ...}``, each ``{"first": s, "wider_faults": n,
     "then": s}``: in ``"engine first"`` the process first ran a small convbook batch,
