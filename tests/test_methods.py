@@ -173,6 +173,18 @@ def test_inputs_are_never_modified_and_results_own_their_memory(method):
             assert not np.shares_memory(r, a)
 
 
+@pytest.mark.parametrize(
+    "w_shape, groups",
+    [((4, 3, 3, 3), 1), ((4, 3, 1, 1), 1), ((1, 3, 3, 3), 1), ((6, 1, 3, 3), 6)],
+)
+def test_rot180_and_swap_in_out_return_new_arrays(w_shape, groups):
+    """A new array as documented, also where nothing moves (a 1 x 1 kernel for rot180,
+    one filter a group for swap_in_out), so that writing to it never changes ``w``."""
+    w = np.arange(float(np.prod(w_shape))).reshape(w_shape)
+    for out in (cb.rot180(w), cb.swap_in_out(w, groups)):
+        assert not np.shares_memory(out, w) and out.flags.c_contiguous
+
+
 def test_rot180_and_the_tutorials_two_rotations_agree():
     rng = np.random.default_rng(0)
     weights = rng.standard_normal((3, 3, 2, 4))  # the seed's (k, k, C_in, C_out)

@@ -45,9 +45,10 @@ TURN_S = 0.03
 def candidates(pass_, w_shape, p):
     """What ``auto`` can pick for one pass: ``{label: (method, route)}``.
 
-    The strided method and wide rows always, Winograd where it computes the layer (the
-    test :func:`convbook.engine.choose` applies); for the input gradient each by both
-    routes.
+    The strided method and wide rows always, Winograd where its tiles compute the layer
+    (kernel, stride, dilation and groups: the test :func:`convbook.engine.choose`
+    applies, without its 16-channel floor, which the audit so checks too); for the
+    input gradient each by both routes.
 
     Examples
     --------

@@ -215,7 +215,7 @@ def compare(old, new):
     Parameters
     ----------
     old, new : dict
-        Results of :func:`run` (e.g. read from ``--json`` files).
+        Results of :func:`convbook.bench.run` (e.g. read from ``--json`` files).
 
     Returns
     -------
@@ -353,16 +353,16 @@ def html_table(
 ):
     """The benchmark result as an HTML table: a row per layer and method.
 
-    Driven by what ``result`` holds: a method that a layer lacks (Winograd on a 5x5
-    layer, ``"wide"`` in a run made before it existed) has no row, and a value a row
-    lacks shows as a dash. In the time and ratio columns the layer's fastest convbook
-    method (``best_forward``, ``best_train``) is in bold; a ratio is followed by its
-    spread over the rounds (min-max) where the result has it.
+    Driven by what ``result`` holds: a method that a layer lacks (Winograd on the
+    stride-2 layer c, ``"wide"`` in a run made before it existed) has no row, and a
+    value a row lacks shows as a dash. In the time and ratio columns the layer's fastest
+    convbook method (``best_forward``, ``best_train``) is in bold; a ratio is followed
+    by its spread over the rounds (min-max) where the result has it.
 
     Parameters
     ----------
     result : dict
-        What :func:`run` returns, or its JSON read back.
+        What :func:`convbook.bench.run` returns, or its JSON read back.
     columns : sequence of str
         Keys of :data:`HTML_COLUMNS`, in order.
     caption : str, optional

@@ -67,10 +67,11 @@ class Options:
         copies, which NumPy runs on one core, are spread over the cores as well as the
         products.
     thread_min_work : float
-        Below this many multiply-adds a call runs on the calling thread alone (the BLAS
-        keeps its own threads). Measured on the benchmark's 2-core machine (float32):
-        threads over the batch paid on every benchmark layer, 0.06e9 to 1.2e9
-        multiply-adds (e.g. forward e 8.5 -> 4.7 ms, training c 8.8 -> 6.7 ms).
+        Below this many multiply-adds a call runs on the calling thread alone, the BLAS
+        held to one thread too (only ``threads=1`` leaves the BLAS its own). Measured on
+        the benchmark's 2-core machine (float32): threads over the batch paid on every
+        benchmark layer, 0.06e9 to 1.2e9 multiply-adds (e.g. forward e 8.5 -> 4.7 ms,
+        training c 8.8 -> 6.7 ms).
     gemm_columns : int
         Columns per matrix product: samples are grouped so that one product has at least
         this many columns. Small images (8x8 outputs) make one-sample products too thin
@@ -98,7 +99,8 @@ class Options:
     winograd_chunk_bytes : int
         Bytes of transformed tiles (input and products) per Winograd chunk: about a
         core's L2 cache and a half (1 MB on the benchmark's Zen 5 machine). A chunk is
-        at least one sample; a sample of benchmark layers a and d is already more. On
+        at least one sample: benchmark layer d's is more (1.8 MB in float32), layer a's
+        (1.2 MB) rounds to one. On
         layer e (5x5, 16 -> 32 channels, 0.44 MB a sample) 4 samples a chunk instead of
         1 took 0.53 of the time forward and 0.65 for a training step (2 threads, paired
         rounds): fewer, longer NumPy calls, which the two threads overlap better; 2
@@ -523,9 +525,9 @@ def forward_columns(rows, opts: Options | None = None):
     """Columns per forward product for ``rows`` (``Cg*KH*KW``) rows.
 
     A product with few rows is memory-bound and its per-call cost weighs more, so short
-    ones get proportionally more columns (measured on benchmark layer b, 27 rows: 1.82
-    -> 1.58 ms with 8192 columns instead of 512; from 256 rows on, ``gemm_columns`` as
-    it is).
+    ones get proportionally more columns: ``gemm_columns * (256 // rows)``, 9 x 512 for
+    27 rows, ``gemm_columns`` itself from 129 rows on (measured on benchmark layer b,
+    27 rows: 1.82 -> 1.58 ms with 8192 columns instead of 512).
     """
     opts = opts or current_options()
     return opts.gemm_columns * max(1, 256 // max(rows, 1))

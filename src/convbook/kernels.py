@@ -30,7 +30,7 @@ def rot180(w):
     array([[3, 2],
            [1, 0]])
     """
-    return np.ascontiguousarray(np.asarray(w)[..., ::-1, ::-1])
+    return np.array(np.asarray(w)[..., ::-1, ::-1], order="C")  # a copy, always
 
 
 def rot180_tutorial(weights, way=1):
@@ -128,4 +128,5 @@ def swap_in_out(w, groups=1):
     f, cg, kh, kw = w.shape
     blocks = w.reshape(groups, f // groups, cg, kh, kw)  # (G, F // G, C // G, KH, KW)
     swapped = blocks.transpose(0, 2, 1, 3, 4)  # (G, C // G, F // G, KH, KW)
-    return swapped.reshape(groups * cg, f // groups, kh, kw)  # a copy
+    swapped = np.array(swapped, order="C")  # a copy, also where no axis moves
+    return swapped.reshape(groups * cg, f // groups, kh, kw)

@@ -145,7 +145,8 @@ channels, a batch; padding, ``'same'`` with its uneven split, ``'valid'``, a pai
 stride, once with windows that overlap and a row no window reaches, once with windows
 side by side; dilation; groups, depthwise with two filters per channel), then all of
 them at once.
-From "batch" on every setting has two samples, three or more channels and a bias."""
+From "batch" on every setting has two samples, at least two channels and two filters,
+and a bias."""
 
 
 class Verdict(NamedTuple):

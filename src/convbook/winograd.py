@@ -57,8 +57,9 @@ DEFAULT_POINTS = {
 }
 
 
-#: The layer algorithm's tile sizes m for each kernel size r: those whose ``m + r - 2``
-#: interpolation points are among the :data:`DEFAULT_POINTS`.
+#: The layer algorithm's tile sizes m for each kernel size r: the even ones whose
+#: ``m + r - 2`` interpolation points are among the :data:`DEFAULT_POINTS` (odd m have
+#: points too; the layers do not use them).
 LAYER_TILES = {3: (2, 4, 6), 5: (2, 4)}
 
 

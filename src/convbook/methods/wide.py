@@ -124,7 +124,7 @@ def column_matrix(x, kernel_hw, params, *, ones=False):
     """``X'^T`` on wide rows: ``(G, Cg*KH*KW, N*L)``, a block copy per kernel offset.
 
     ``ones=True`` adds a row of ones under each group's rows (for the bias): ``(G,
-    Cg*KH*KW + 1, N*L)``.
+    Cg*KH*KW + 1, N*L)``. Returns ``(cols, g)``: the matrix and its :class:`Geometry`.
     """
     g = geometry(x.shape, kernel_hw, params)
     xf = phases(x, g, params)  # (SH, SW, N, C, Hq*Wq)
@@ -148,7 +148,7 @@ def wide_output_matrix(dout, g: Geometry, groups):
 
 
 def forward(x, w, b, params, *, out=None):
-    """``Y' = K' . X'`` on wide rows; the junk columns are cropped.
+    """``Y'^T = K'^T . X'^T`` on wide rows; the junk columns are cropped.
 
     The bias rides in the product, as a row of ones under the columns and a column of
     ``K'^T``, so that the crop into place is a plain copy: adding ``b`` on the way, over
@@ -167,7 +167,7 @@ def forward(x, w, b, params, *, out=None):
 
 
 def grad_weight(dout, x, w_shape, params):
-    """``dK' = dY' . X'^T`` on wide rows: the junk columns meet zeros in ``dY'``."""
+    """``dK' = X'^T . dY'`` on wide rows: the junk columns meet zeros in ``dY'``."""
     cols, g = column_matrix(x, w_shape[2:], params)  # (G, Cg*KH*KW, N*L)
     dy = wide_output_matrix(dout, g, params.groups)  # (G, F/G, N*L)
     dw = cols @ dy.transpose(0, 2, 1)  # (G, Cg*KH*KW, F/G)

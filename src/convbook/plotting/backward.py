@@ -431,7 +431,7 @@ class FullConvData(NamedTuple):
     out_shape: OutputShape
     input_size: tuple  #: (H, W)
     dx: np.ndarray  #: (H, W), ``cb.conv2d_grad_input``
-    big: np.ndarray  #: ∇Y dilated by the stride and padded by D(K-1)
+    big: np.ndarray  #: ∇Y dilated by the stride, bordered by D(K-1) less the padding
     w_turned: np.ndarray  #: (KH, KW), the kernel turned 180°
     full: np.ndarray  #: (H, W), the full convolution of ``big`` with the turned kernel
 
@@ -542,7 +542,7 @@ def plot_full_conv(
     dout : ∇Y, (OH, OW) array, default 2x2;  w : (KH, KW) kernel, default 3x3
     stride, padding, dilation : the forward convolution's
     input_size : (H, W), default the smallest input giving ``dout``'s shape
-    position : (i, j) in the padded input's gradient (the window drawn)
+    position : (i, j) in ∇X (the window drawn)
 
     Returns
     -------
