@@ -43,11 +43,11 @@ TURN_S = 0.03
 
 
 def candidates(pass_, w_shape, p):
-    """What ``auto`` can pick for one pass: ``{label: (method, route)}``.
+    """What the audit times against ``auto``'s pick: ``{label: (method, route)}``.
 
-    The strided method and wide rows always, Winograd where its tiles compute the layer
-    (kernel, stride, dilation and groups: the test :func:`convbook.engine.choose`
-    applies, without its 16-channel floor, which the audit so checks too); for the
+    The strided method and wide rows always; Winograd where its tiles compute the layer
+    (kernel, stride, dilation and groups, as :func:`convbook.engine.choose` tests them,
+    but not its floor of 16 channels, so that the audit checks that rule too); for the
     input gradient each by both routes.
 
     Examples
