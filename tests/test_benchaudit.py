@@ -35,14 +35,15 @@ def test_every_pass_times_every_candidate_against_auto(quick_audit):
     json.dumps(quick_audit)  # JSON-ready, for --json
 
 
-def test_candidates_are_what_auto_can_pick():
+def test_candidates_are_the_methods_whose_rules_fit_the_layer():
     w3, w5, w7 = (8, 4, 3, 3), (8, 4, 5, 5), (8, 4, 7, 7)
     assert benchaudit.candidates("forward", w3, conv_params(3)) == {
         "strided": ("strided", None),
         "wide": ("wide", None),
         "winograd": ("winograd", None),
     }
-    # Winograd only where the engine's rules let it compute the layer
+    # Winograd only where its tiles compute the layer (below auto's 16-channel floor
+    # too: w3 has 4 channels, so the audit also checks that rule)
     for w_shape, p in [
         (w3, conv_params(3, stride=2)),
         (w7, conv_params(7)),

@@ -59,7 +59,6 @@ from .benchreport import (  # the result read: checks, tables and pictures
     HTML_COLUMNS,
     METHOD_COLORS,
     METHOD_ORDER,
-    UNSET_ENV,
     best_ratio,
     compare,
     format_table,
@@ -90,7 +89,6 @@ __all__ = [
     "METHOD_ORDER",
     "FAST_METHODS",
     "HTML_COLUMNS",
-    "UNSET_ENV",
 ]
 
 

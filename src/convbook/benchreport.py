@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .benchenv import OPENBLAS_VARS
+
 __all__ = [
     "read_run",
     "best_ratio",
@@ -24,9 +26,10 @@ __all__ = [
     "UNSET_ENV",
 ]
 
-#: OpenBLAS's two variables as every stored run must record them: unset (they can
-#: force a slower kernel; a benchmark command unsets them, ``env -u ...``)
-UNSET_ENV = {"OPENBLAS_CORETYPE": None, "OPENBLAS_L2_SIZE": None}
+#: OpenBLAS's two variables (:data:`convbook.benchenv.OPENBLAS_VARS`) as every stored
+#: run must record them: unset (they can force a slower kernel; a benchmark command
+#: unsets them, ``env -u ...``)
+UNSET_ENV = dict.fromkeys(OPENBLAS_VARS)
 
 
 def read_run(path):
