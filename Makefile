@@ -62,20 +62,39 @@ timed = t0=$$(date +%s.%N); echo ">>> $(1)"; rc=0; $(2) || rc=$$?; \
 	exit $$rc
 step = @$(call timed,$(1),$(2))
 
-# make test runs its steps two or three at a time: each keeps about one core busy (the
-# English build: 103% of one, 229 s, on a 2-core Zen 1) and no test times anything. The
-# unit tests and doctests, nbval and the English build run together: the build's outputs
-# are its own, nbval runs every notebook beside the others anyway, so a check that held
-# under nbval holds here too (the benchmark chapter's live run then shows a loaded
-# machine: `make book` builds alone); the doctests follow nbval. Then the Chinese build
-# beside the check of the executed chapters and the JupyterLab test. The logs of the
-# steps run beside are printed once they are done; any failing fails.
-UNIT_LOG := _build/unit-tests.log
-EN_LOG := _build/book-en.log
-LAB_LOG := _build/executed-and-lab.log
-unit_tests = $(call timed,unit tests,$(PYTEST) -p no:cacheprovider tests \
-	-m "not browser and not lab and not executed")
-doctests = $(call timed,doctests,$(PYTEST) -p no:cacheprovider --doctest-modules src/convbook)
+# make test runs its steps in three lanes at once (each step keeps about one core busy, and
+# no test times anything). The book's lane is the longest: the English build (103% of one
+# core, 229 s alone on a 2-core Zen 1), the check of the chapters it executed, the Chinese
+# build, then the browser test of both editions (two chromiums, pytest-xdist). The other
+# two lanes run under `nice`, so on 2 cores the book's lane keeps a core while they share
+# the other: nbval then the doctests; JupyterLab's test (first, while the book's lane
+# leaves it room: its browser waits have timeouts) then the unit tests. A failing step
+# fails make test once every lane has ended; the two niced lanes' logs are printed then.
+# The English build executes the chapters beside nbval, so the benchmark chapter's live
+# run shows a busy machine there (`make book` builds alone). On the 2-core Zen 1: the
+# English build 304 s in its lane (229 s alone), and make test 480 s where the steps two
+# or three at a time, with one chromium, took 706 s (the same tree, 5 December 2026).
+NICE := nice -n 5
+NB_LOG := _build/notebooks-and-doctests.log
+UNIT_LOG := _build/lab-and-unit-tests.log
+nb_lane = nb=0; ($(call timed,notebooks with nbval,\
+	$(NICE) $(PYTEST) --nbval-lax --nbval-current-env book)) || nb=$$?; \
+	doc=0; ($(call timed,doctests,\
+	$(NICE) $(PYTEST) -p no:cacheprovider --doctest-modules src/convbook)) || doc=$$?; \
+	test $$nb = 0 -a $$doc = 0
+unit_lane = lb=0; ($(call timed,a chapter run in JupyterLab,\
+	$(NICE) $(PYTEST) tests/test_lab.py -m lab)) || lb=$$?; \
+	ut=0; ($(call timed,unit tests,$(NICE) $(PYTEST) -p no:cacheprovider tests \
+	-m "not browser and not lab and not executed")) || ut=$$?; \
+	test $$lb = 0 -a $$ut = 0
+book_lane = ($(call timed,book build with -W: English (executes every notebook),\
+	$(call book_en,-W))) || exit 1; ex=0; \
+	($(call timed,the executed chapters: no check skipped or failed,\
+	$(PYTEST) tests/test_executed.py -m executed)) || ex=$$?; \
+	($(call timed,book build with -W: Chinese (the same outputs),$(call book_zh,-W))) \
+	&& $(MAKE) --no-print-directory check-index \
+	&& ($(call timed,browser test of the built book (two chromiums),\
+	$(PYTEST) -n 2 tests/test_browser.py -m browser)) && test $$ex = 0
 
 .PHONY: help install book test lab clean distclean check-index translations
 
@@ -111,25 +130,12 @@ translations: install
 
 test: install
 	$(call step,ruff: lint and format at 88 columns (src tests book tools),$(BIN)/ruff check src tests book tools && $(BIN)/ruff format --check src tests book tools)
-	@mkdir -p _build; ($(unit_tests)) > $(UNIT_LOG) 2>&1 & unit=$$!; \
-	($(call timed,book build with -W: English (executes every notebook),\
-	$(call book_en,-W))) > $(EN_LOG) 2>&1 & en=$$!; \
-	nb=0; ($(call timed,notebooks with nbval (unit tests and the English build beside it),\
-	$(PYTEST) --nbval-lax --nbval-current-env book)) || nb=$$?; \
-	doc=0; ($(doctests)) || doc=$$?; \
-	rc=0; wait $$unit || rc=$$?; cat $(UNIT_LOG); \
-	enrc=0; wait $$en || enrc=$$?; cat $(EN_LOG); \
-	test $$nb = 0 -a $$doc = 0 -a $$rc = 0 -a $$enrc = 0
-	@(ex=0; ($(call timed,the executed chapters: no check skipped or failed,\
-	$(PYTEST) tests/test_executed.py -m executed)) || ex=$$?; lb=0; \
-	($(call timed,a chapter run in JupyterLab,$(PYTEST) tests/test_lab.py -m lab)) || lb=$$?; \
-	test $$ex = 0 -a $$lb = 0) > $(LAB_LOG) 2>&1 & lab=$$!; \
-	zh=0; ($(call timed,book build with -W: Chinese (the same outputs),\
-	$(call book_zh,-W))) || zh=$$?; \
-	labrc=0; wait $$lab || labrc=$$?; cat $(LAB_LOG); \
-	test $$zh = 0 -a $$labrc = 0
-	@$(MAKE) --no-print-directory check-index
-	$(call step,browser test of the built book,$(PYTEST) tests/test_browser.py -m browser)
+	@mkdir -p _build; ($(nb_lane)) > $(NB_LOG) 2>&1 & nb=$$!; \
+	($(unit_lane)) > $(UNIT_LOG) 2>&1 & unit=$$!; \
+	book=0; ($(book_lane)) || book=$$?; \
+	nbrc=0; wait $$nb || nbrc=$$?; cat $(NB_LOG); \
+	unitrc=0; wait $$unit || unitrc=$$?; cat $(UNIT_LOG); \
+	test $$book = 0 -a $$nbrc = 0 -a $$unitrc = 0
 	@echo "make test: every step passed, $$(( $$(date +%s) - $(T0) )) s in all (installs included)"
 
 # (as root, e.g. in a container, JupyterLab refuses to start without --allow-root)
