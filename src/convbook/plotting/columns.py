@@ -388,7 +388,8 @@ def draw_shifted_rows(data, *, ax=None):
         y = top + 2.0 + k
         d.grid(row[None], left + start, y, faces, name=f"row{k}")
         d.hatch([(0, j) for j in np.flatnonzero(cleared[k])], left + start, y, "#666")
-        d.text(0.1, y + 0.5, "(p, q) = ({}, {})".format(*divmod(k, kw)), scale=0.7)
+        d.text(0.1, y + 0.5, "({}, {})".format(*divmod(k, kw)), scale=0.9)
+    d.text(0.1, top + 1.5, "tap (p, q)", scale=0.9)  # heads the rows' labels
     return d.done()
 
 
