@@ -246,14 +246,14 @@ def draw_swap_in_out(data, *, ax=None):
             x, y = x_of(k, f // g), top + q * step_h
             face = tint("kernel", amounts[(k // (f // g)) % 2])
             d.grid(w[k, q], x, y, face, name=f"W{k}_{q}")
-            d.text(x + kw / 2, y - 0.3, f"w[{k},{q}]", scale=0.62, ha="center")
+            d.text(x + kw / 2, y - 0.35, f"w[{k},{q}]", scale=0.8, ha="center")
     for r in range(c):
         for q in range(fg):
             x, y = x_t + x_of(r, cg), top + q * step_h
             k, s = divmod(int(source[r, q]), cg)
             face = tint("kernel", amounts[(r // cg) % 2])
             d.grid(turned[r, q], x, y, face, name=f"T{r}_{q}")
-            d.text(x + kw / 2, y - 0.3, f"w[{k},{s}]", scale=0.62, ha="center")
+            d.text(x + kw / 2, y - 0.35, f"w[{k},{s}]", scale=0.8, ha="center")
     for gi in range(g):
         for x0, per, rows in ((0, f // g, cg), (x_t, cg, fg)):
             left = x0 + x_of(gi * per, per) - 0.3
@@ -269,11 +269,11 @@ def draw_swap_in_out(data, *, ax=None):
                 z=1,
             )
             bottom = top - 0.4 + rows * step_h
-            d.text(left, bottom + 0.3, f"group {gi}", scale=0.65)
-    d.text(0.2, 1.3, "w: filter f across, slice c' down", scale=0.75)
-    d.text(x_t + 0.2, 1.3, "turned: channel c across, slice f' down", scale=0.75)
+            d.text(left, bottom + 0.35, f"group {gi}", scale=0.8)
+    d.text(0.2, 1.3, "w: filter f across, slice c' down", scale=0.85)
+    d.text(x_t + 0.2, 1.3, "turned: channel c across, slice f' down", scale=0.85)
     d.text(
-        width_w + 0.5, top + body / 2, "turn 180°,\nswap in\neach group\n→", scale=0.7
+        width_w + 0.5, top + body / 2, "turn 180°,\nswap in\neach group\n→", scale=0.85
     )
     d.lines(
         0,
