@@ -1,16 +1,17 @@
 """The built HTML book in a real headless browser (Debian's chromium, by playwright).
 
-Runs after the book is built (`make test` calls it last). For every page of both
-editions (English in `_build/html`, Chinese in `_build/html/zh`), served from 127.0.0.1
-with no internet: no console error or uncaught exception, no failed or 404 local
-request, no request to the internet (matplotlib's to_jshtml player links a FontAwesome
-stylesheet from a CDN: convbook.plotting strips it, the theme's own icons draw the
-buttons), no local link to a missing file or anchor, maths typeset by the vendored
-MathJax without errors, saved widget state drawn by the vendored widget manager, every
-`to_jshtml` animation playing when Play is clicked, no code block, printed output or
-displayed equation scrolling sideways in a 1280-px window, the page's language
-(`lang="zh-CN"` and the translated part captions in the Chinese edition), and one
-language switch that lands on the same page in the other edition. Also: the switch
+Runs once both editions are built (`make test`: the book lane's last step, in two
+chromiums by pytest-xdist, each worker with its own server and browser). For every page
+of both editions (English in `_build/html`, Chinese in `_build/html/zh`), served from
+127.0.0.1 with no internet: no console error or uncaught exception, no failed or 404
+local request, no request to the internet (matplotlib's to_jshtml player links a
+FontAwesome stylesheet from a CDN: convbook.plotting strips it, the theme's own icons
+draw the buttons), no local link to a missing file or anchor, maths typeset by the
+vendored MathJax without errors, saved widget state drawn by the vendored widget
+manager, every `to_jshtml` animation playing when Play is clicked, no code block,
+printed output or displayed equation scrolling sideways in a 1280-px window, the page's
+language (`lang="zh-CN"` and the translated part captions in the Chinese edition), and
+one language switch that lands on the same page in the other edition. Also: the switch
 carries the section anchor along and works from `file://`, and Chinese search finds
 Chinese words (jieba).
 
