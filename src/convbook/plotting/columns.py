@@ -492,19 +492,23 @@ def draw_col2im(data, *, upto=None, ax=None):
     top = 1.3
     xc = 0
     xg = kk + 2.0
-    xn = xg + wp + 1.4
     body = max(nrows, hp + 1.3 + hp)
-    row = upto - 1
-    if row >= 0:
+
+    def told(row):  # the lines under the picture once rows 0..row are added
         i, j = divmod(row, s.ow)
-        lines = [
+        return [
             f"row {row} = ∇Y[{i},{j}]·K'ᵀ is added (+=) into window ({i},{j}) of ∇X",
-            "a pixel read by n windows gets n contributions: '=' instead of '+=' keeps "
-            "only the last",
+            "a pixel read by n windows gets n contributions:",
+            "'=' instead of '+=' keeps only the last",
         ]
-    else:
-        lines = ["nothing added yet: ∇X starts at zero", ""]
-    d = Diagram(ax, xn + wp + 0.3, top + body + 0.5 + lines_needed(len(lines)))
+
+    row = upto - 1
+    i, j = divmod(max(row, 0), s.ow)  # the window row ``row`` goes to
+    lines = told(row) if row >= 0 else ["nothing added yet: ∇X starts at zero", "", ""]
+    # as wide as the pictures, or as the last row's line at the labels' size (every
+    # frame of an animation the same size): no empty margin beside ∇X
+    width = max(xg + wp + 0.3, 0.27 * len(told(nrows - 1)[0]))
+    d = Diagram(ax, width, top + body + 0.5 + lines_needed(len(lines) + 1))
     d.title(
         f"col2im: ∇X' = ∇Y'·K'ᵀ ({nrows}×{kk}), one row per window, added back"
         f" ({upto}/{nrows} rows)"
