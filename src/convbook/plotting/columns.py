@@ -505,8 +505,8 @@ def draw_col2im(data, *, upto=None, ax=None):
     row = upto - 1
     i, j = divmod(max(row, 0), s.ow)  # the window row ``row`` goes to
     lines = told(row) if row >= 0 else ["nothing added yet: ∇X starts at zero", "", ""]
-    # as wide as the pictures, or as the last row's line at the labels' size (every
-    # frame of an animation the same size): no empty margin beside ∇X
+    # as wide as the pictures, or as the last row's line at the labels' size (0.27 cells
+    # a character, Diagram.lines' rule), the same in every frame of an animation
     width = max(xg + wp + 0.3, 0.27 * len(told(nrows - 1)[0]))
     d = Diagram(ax, width, top + body + 0.5 + lines_needed(len(lines) + 1))
     d.title(
