@@ -339,6 +339,22 @@ def test_col2im_adds_up_to_grad_input():
         P.plot_col2im(upto=10)
 
 
+def test_col2im_is_as_wide_as_what_it_draws():
+    """No room kept for a panel that is not drawn (the counts sit under dX): in the
+    input-gradient chapter's stride-2 case the pictures reach the right edge (the
+    outlines end at 16 of 17.3 cells; 24.7 when a third panel's room was kept)."""
+    fig = P.plot_col2im(
+        np.array([[1.0, 2.0], [3.0, 4.0]]),
+        np.arange(9.0).reshape(3, 3),
+        input_size=4,
+        stride=2,
+        padding=1,
+    )
+    ax = fig.axes[0]
+    right = max(p.get_x() + p.get_width() for p in ax.patches if hasattr(p, "get_x"))
+    assert right > 0.85 * max(ax.get_xlim()), (right, ax.get_xlim())
+
+
 def test_rot180_tutorial_ways_drawn():
     w = np.arange(1.0, 19.0).reshape(3, 3, 1, 2)
     fig = P.plot_rot180(w)

@@ -100,11 +100,11 @@ class Options:
         Bytes of transformed tiles (input and products) per Winograd chunk: about a
         core's L2 cache and a half (1 MB on the benchmark's Zen 5 machine). A chunk is
         at least one sample: benchmark layer d's is more (1.8 MB in float32), layer a's
-        (1.2 MB) rounds to one. On
-        layer e (5x5, 16 -> 32 channels, 0.44 MB a sample) 4 samples a chunk instead of
-        1 took 0.53 of the time forward and 0.65 for a training step (2 threads, paired
-        rounds): fewer, longer NumPy calls, which the two threads overlap better; 2
-        samples a chunk on layer a took 1.03-1.16 times as long.
+        (1.2 MB) rounds to one. On layer e (5x5, 16 -> 32 channels, 0.44 MB a sample)
+        4 samples a chunk instead of 1 took 0.53 of the time forward and 0.65 for a
+        training step (2 threads, paired rounds): fewer, longer NumPy calls, which the
+        two threads overlap better; 2 samples a chunk on layer a took 1.03-1.16 times
+        as long.
     """
 
     threads: int | None = None
